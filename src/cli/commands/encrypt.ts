@@ -1,0 +1,63 @@
+import { fstatSync, ftruncateSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createClients } from '../../core/clients.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { loadKeyRing } from '../../core/encryptionKeys.ts';
+import { validateIdentity } from '../../core/objectKeys.ts';
+import { createDecryptStream, createEncryptStream } from '../../core/segmentCodec.ts';
+import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
+import { loadOfflineConfig } from '../offlineConfig.ts';
+
+const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'string' } } as const;
+
+async function setUp(ctx: CommandContext) {
+  const config = loadOfflineConfig(ctx.env);
+  const identity = validateIdentity({ dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') });
+  const keyRing = await loadKeyRing(config, () => createClients(config).kms);
+  return { config, identity, keyRing };
+}
+
+export const encryptCommand: Command = {
+  summary: 'stdin → stdout, format v1 with S3_STORAGE_ENCRYPTION_KEY',
+  usage: 'encrypt --dataspace D --segment S [--chunk-log2 N]',
+  options: { ...identityOptions, 'chunk-log2': { type: 'string' } },
+  async run(ctx) {
+    const { config, identity, keyRing } = await setUp(ctx);
+    if (keyRing.current === undefined) {
+      throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_ENCRYPTION_KEY is off: there is no key to encrypt with');
+    }
+    const raw = ctx.values['chunk-log2'];
+    const chunkLog2 = raw === undefined ? config.chunkLog2 : Number(raw);
+    if (!Number.isInteger(chunkLog2) || chunkLog2 < 16 || chunkLog2 > 24) throw new UsageError(`--chunk-log2 ${String(raw)}: expected a whole number 16..24`);
+    await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
+    return 0;
+  },
+};
+
+export const decryptCommand: Command = {
+  summary: 'stdin → stdout (current or previous keys)',
+  usage: 'decrypt --dataspace D --segment S',
+  options: identityOptions,
+  async run(ctx) {
+    const { identity, keyRing } = await setUp(ctx);
+    // Only authenticated chunks reach stdout. If stdout is a regular file, a failure cuts it back to the size
+    // it had before this command, so what it wrote cannot be mistaken for a whole segment.
+    const before = ctx.stdout === process.stdout ? regularFileSize(1) : undefined;
+    try {
+      await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
+    } catch (err) {
+      if (before !== undefined) ftruncateSync(1, before);
+      throw err;
+    }
+    return 0;
+  },
+};
+
+function regularFileSize(fd: number): number | undefined {
+  try {
+    const st = fstatSync(fd);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,10 @@
+/** The command table of the CLI; each command lives in its own module. */
+import type { Command } from '../command.ts';
+import { decryptCommand, encryptCommand } from './encrypt.ts';
+import { keyCommand } from './key.ts';
+
+export const commands: Readonly<Record<string, Command>> = {
+  encrypt: encryptCommand,
+  decrypt: decryptCommand,
+  key: keyCommand,
+};

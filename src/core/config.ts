@@ -1,0 +1,177 @@
+/**
+ * The one configuration loader. Every function and the CLI call `loadConfig()` once at cold start; nothing
+ * else reads `S3_STORAGE_*` from the environment. Each variable is checked by its own schema, and a bad value
+ * fails with one ConfigError whose message names the variable, what is wrong and the expected form. Secret
+ * values are never echoed.
+ */
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { Secret } from './secret.ts';
+import { normalisePrefix } from './objectKeys.ts';
+
+export type Encryption =
+  | { readonly mode: 'off' }
+  | { readonly mode: 'on'; readonly current: Secret; readonly previous: readonly Secret[] };
+
+export interface Config {
+  readonly bucket: string;
+  readonly region: string;
+  readonly encryption: Encryption;
+  /** Keys older objects may still be encrypted with, even when `encryption.mode` is 'off'. */
+  readonly previousKeys: readonly Secret[];
+  readonly kmsKeyArn: string | undefined;
+  /** '' or a prefix ending in '/'. */
+  readonly keyPrefix: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: Secret } | undefined;
+  readonly endpoint: string | undefined;
+  readonly forcePathStyle: boolean;
+  readonly ephemeralDisks: boolean;
+  readonly stateBucket: string | undefined;
+  readonly segmentsQueueUrl: string | undefined;
+  readonly deletionsQueueUrl: string | undefined;
+  readonly sourceRoot: string | undefined;
+  readonly restoreRoot: string | undefined;
+  /** log2 of the plaintext chunk size of new objects (format v1: 16..24). */
+  readonly chunkLog2: number;
+  /** Multipart part size in bytes. */
+  readonly partSize: number;
+  /** Parts in flight per transfer. */
+  readonly transferConcurrency: number;
+}
+
+const BUCKET_FORM = '3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, `is not a valid S3 bucket name; expected ${BUCKET_FORM}`)
+  .refine((v) => !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), `is not a valid S3 bucket name; expected ${BUCKET_FORM}, no '..', not an IP address`);
+const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$|^[a-z0-9-]{2,32}$/, 'is not a region name; expected a form like eu-west-1');
+const bool = (name: string) =>
+  z
+    .enum(['true', 'false', 'TRUE', 'FALSE', 'True', 'False', '1', '0'], { error: `${name} expects true or false` })
+    .transform((v) => v.toLowerCase() === 'true' || v === '1');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'is not an http(s) URL; expected a form like http://127.0.0.1:4566' });
+const absolutePath = z.string().refine(isAbsolute, 'is not an absolute path; expected a form like /mnt/segments');
+const intIn = (min: number, max: number, unit: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `is not a whole number; expected ${min}..${max} ${unit}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `is out of range; expected ${min}..${max} ${unit}`);
+const secretString = z.string().min(1, 'is empty; expected a secret string (64+ random characters), kms:<base64>, or off');
+const kmsArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/, 'is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>');
+
+/** Parses S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: a JSON array of strings, or a comma-separated list. */
+function parsePreviousKeys(raw: string, ctx: z.RefinementCtx): string[] {
+  let keys: unknown;
+  if (raw.trim().startsWith('[')) {
+    try {
+      keys = JSON.parse(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'starts with [ but is not a JSON array; expected ["key1","key2"] or key1,key2' });
+      return [];
+    }
+  } else {
+    keys = raw.split(',').map((k) => k.trim());
+  }
+  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string' || k.length === 0 || k === 'off')) {
+    ctx.addIssue({ code: 'custom', message: 'holds an empty, non-string or "off" entry; expected ["key1","key2"] or key1,key2' });
+    return [];
+  }
+  return keys as string[];
+}
+
+const schema = z.strictObject({
+  S3_STORAGE_BUCKET: bucketName,
+  S3_STORAGE_REGION: region,
+  S3_STORAGE_ENCRYPTION_KEY: secretString,
+  S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: z.string().transform(parsePreviousKeys).optional(),
+  S3_STORAGE_KMS_KEY_ARN: kmsArn.optional(),
+  S3_STORAGE_OBJECT_KEY_PREFIX: z.string().optional(),
+  S3_STORAGE_ACCESSKEY: z.string().regex(/^[A-Za-z0-9+/=_-]{3,128}$/, 'is not an access key id; expected 3..128 characters like AKIA…').optional(),
+  S3_STORAGE_SECRETKEY: z.string().min(1, 'is empty; expected the secret access key').optional(),
+  S3_STORAGE_ENDPOINT_BASE: httpUrl.optional(),
+  S3_STORAGE_PATH_STYLE_ACCESS: bool('S3_STORAGE_PATH_STYLE_ACCESS').optional(),
+  USING_EPHEMERAL_DISKS: bool('USING_EPHEMERAL_DISKS').optional(),
+  S3_STORAGE_STATE_BUCKET: bucketName.optional(),
+  S3_STORAGE_SEGMENTS_QUEUE_URL: httpUrl.optional(),
+  S3_STORAGE_DELETIONS_QUEUE_URL: httpUrl.optional(),
+  S3_STORAGE_SOURCE_ROOT: absolutePath.optional(),
+  S3_STORAGE_RESTORE_ROOT: absolutePath.optional(),
+  S3_STORAGE_CHUNK_LOG2: intIn(16, 24, '(log2 of the chunk size in bytes)').optional(),
+  S3_STORAGE_PART_SIZE_MIB: intIn(5, 5120, 'MiB').optional(),
+  S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
+});
+
+/** Every variable the loader knows, in the order of the README's table. */
+export const CONFIG_VARIABLES = Object.keys(schema.shape) as readonly string[];
+const SECRET_VARIABLES = new Set(['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY']);
+
+function describe(variable: string, env: Readonly<Record<string, string | undefined>>): string {
+  const value = env[variable];
+  if (value === undefined) return `${variable} is not set`;
+  return SECRET_VARIABLES.has(variable) ? `${variable} (value hidden)` : `${variable}=${JSON.stringify(value)}`;
+}
+
+/** Reads and validates the configuration from `env` (default: process.env). Throws ConfigError. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const relevant: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if ((name.startsWith('S3_STORAGE_') || name === 'USING_EPHEMERAL_DISKS') && value !== undefined && value !== '') {
+      relevant[name] = value;
+    }
+  }
+  const parsed = schema.safeParse(relevant);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    if (issue === undefined) throw new ConfigError('S3_STORAGE_*', 'configuration is invalid');
+    if (issue.code === 'unrecognized_keys') {
+      const name = issue.keys[0] ?? 'S3_STORAGE_?';
+      throw new ConfigError(name, `${name} is not a known variable (a typo?); known: ${CONFIG_VARIABLES.join(', ')}`);
+    }
+    const variable = String(issue.path[0] ?? 'S3_STORAGE_*');
+    const missing = env[variable] === undefined || env[variable] === '';
+    const problem = missing ? 'is required' : issue.message;
+    throw new ConfigError(variable, `${describe(variable, env)}: ${problem}`.replace(/ is not set: is required$/, ' is not set; it is required'));
+  }
+  const v = parsed.data;
+  if ((v.S3_STORAGE_ACCESSKEY === undefined) !== (v.S3_STORAGE_SECRETKEY === undefined)) {
+    const missing = v.S3_STORAGE_ACCESSKEY === undefined ? 'S3_STORAGE_ACCESSKEY' : 'S3_STORAGE_SECRETKEY';
+    throw new ConfigError(missing, `${missing} is not set; S3_STORAGE_ACCESSKEY and S3_STORAGE_SECRETKEY go together (or set neither to use the default credential chain)`);
+  }
+  let keyPrefix = '';
+  try {
+    keyPrefix = normalisePrefix(v.S3_STORAGE_OBJECT_KEY_PREFIX ?? '');
+  } catch (err) {
+    throw new ConfigError('S3_STORAGE_OBJECT_KEY_PREFIX', `${describe('S3_STORAGE_OBJECT_KEY_PREFIX', env)}: ${(err as Error).message}`);
+  }
+  const previousKeys = (v.S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS ?? []).map((k) => new Secret(k));
+  const encryption: Encryption =
+    v.S3_STORAGE_ENCRYPTION_KEY === 'off' ? { mode: 'off' } : { mode: 'on', current: new Secret(v.S3_STORAGE_ENCRYPTION_KEY), previous: previousKeys };
+  const config: Config = {
+    bucket: v.S3_STORAGE_BUCKET,
+    region: v.S3_STORAGE_REGION,
+    encryption,
+    previousKeys,
+    kmsKeyArn: v.S3_STORAGE_KMS_KEY_ARN,
+    keyPrefix,
+    credentials:
+      v.S3_STORAGE_ACCESSKEY !== undefined && v.S3_STORAGE_SECRETKEY !== undefined
+        ? { accessKeyId: v.S3_STORAGE_ACCESSKEY, secretAccessKey: new Secret(v.S3_STORAGE_SECRETKEY) }
+        : undefined,
+    endpoint: v.S3_STORAGE_ENDPOINT_BASE,
+    forcePathStyle: v.S3_STORAGE_PATH_STYLE_ACCESS ?? false,
+    ephemeralDisks: v.USING_EPHEMERAL_DISKS ?? false,
+    stateBucket: v.S3_STORAGE_STATE_BUCKET,
+    segmentsQueueUrl: v.S3_STORAGE_SEGMENTS_QUEUE_URL,
+    deletionsQueueUrl: v.S3_STORAGE_DELETIONS_QUEUE_URL,
+    sourceRoot: v.S3_STORAGE_SOURCE_ROOT,
+    restoreRoot: v.S3_STORAGE_RESTORE_ROOT,
+    chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? 20,
+    partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
+    transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
+  };
+  return Object.freeze(config);
+}

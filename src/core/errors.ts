@@ -1,0 +1,176 @@
+/**
+ * Every failure a caller must tell apart has its own class. All derive from BucketStorageError, carry the
+ * data that names what failed (field, bucket, key, chunk), keep `cause`, and say how to fix it.
+ * `retryable` tells the batch handlers whether a redelivery may succeed (throttling, network) or not
+ * (bad input, tampered object): both fail the record, but logs and metrics differ.
+ */
+export abstract class BucketStorageError extends Error {
+  abstract readonly code: string;
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A configuration variable is missing or has a bad value. */
+export class ConfigError extends BucketStorageError {
+  readonly code = 'CONFIG_INVALID';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A dataspace, segment id, prefix or object key is not acceptable. */
+export class InvalidIdentifierError extends BucketStorageError {
+  readonly code = 'INVALID_IDENTIFIER';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A queue message or invocation event does not match its schema. */
+export class InvalidMessageError extends BucketStorageError {
+  readonly code = 'INVALID_MESSAGE';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Base of everything the format v1 reader refuses. */
+export abstract class CodecError extends BucketStorageError {}
+
+/** The 48-byte header is short, has the wrong magic, version, algorithm or chunk size. */
+export class MalformedHeaderError extends CodecError {
+  readonly code = 'MALFORMED_HEADER';
+}
+
+/** The header names a key id that is neither the current nor a previous key. */
+export class UnknownKeyIdError extends CodecError {
+  readonly code = 'UNKNOWN_KEY_ID';
+  constructor(
+    readonly keyId: string,
+    readonly knownKeyIds: readonly string[],
+  ) {
+    super(
+      `object is encrypted with key id ${keyId}, which is neither the current key nor one of ` +
+        `S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS (known: ${knownKeyIds.join(', ') || 'none'}); ` +
+        `add the key it was written with to S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS`,
+    );
+  }
+}
+
+/** The stream ended before its last chunk (at a chunk boundary or mid-chunk when the size is known). */
+export class TruncatedError extends CodecError {
+  readonly code = 'TRUNCATED';
+  constructor(
+    message: string,
+    readonly chunkIndex: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A chunk's tag did not verify: tampered, reordered, from another object, or the wrong key. */
+export class AuthenticationError extends CodecError {
+  readonly code = 'AUTHENTICATION_FAILED';
+  constructor(readonly chunkIndex: number) {
+    super(
+      `authentication failed at chunk ${chunkIndex}: the object was modified, truncated, reordered, ` +
+        `copied from another segment, or encrypted with another key; no byte of this chunk was released`,
+    );
+  }
+}
+
+/** The plaintext read does not match the expected size or SHA-256 (announcement or stored metadata). */
+export class IntegrityError extends BucketStorageError {
+  readonly code = 'INTEGRITY_MISMATCH';
+  constructor(
+    readonly what: 'size' | 'sha256' | 'checksum',
+    readonly expected: string,
+    readonly actual: string,
+    context: string,
+  ) {
+    super(`${context}: ${what} mismatch, expected ${expected}, got ${actual}`);
+  }
+}
+
+/** A file:// path resolves (after symlinks) outside its configured root. */
+export class PathOutsideRootError extends BucketStorageError {
+  readonly code = 'PATH_OUTSIDE_ROOT';
+  constructor(
+    readonly path: string,
+    readonly rootVariable: string,
+    readonly root: string | undefined,
+  ) {
+    super(
+      root === undefined
+        ? `${path}: file:// locations are refused because ${rootVariable} is not set`
+        : `${path} resolves outside ${rootVariable} (${root}); use a path inside it`,
+    );
+  }
+}
+
+/** A source or destination location is missing, unreadable or not writable. */
+export class LocationError extends BucketStorageError {
+  readonly code = 'LOCATION_UNAVAILABLE';
+  constructor(
+    readonly location: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A segment is in none of the buckets searched. */
+export class SegmentNotFoundError extends BucketStorageError {
+  readonly code = 'SEGMENT_NOT_FOUND';
+  constructor(
+    readonly key: string,
+    readonly bucketsSearched: readonly string[],
+  ) {
+    super(`segment object ${key} not found in any bucket searched: ${bucketsSearched.join(', ')}`);
+  }
+}
+
+/** S3 or SQS refused or failed a request; `retryable` is true for throttling, 5xx and network errors. */
+export class StorageError extends BucketStorageError {
+  readonly code = 'STORAGE_FAILED';
+  override readonly retryable: boolean;
+  constructor(
+    readonly operation: string,
+    readonly bucket: string,
+    readonly key: string | undefined,
+    message: string,
+    options: { cause?: unknown; retryable: boolean },
+  ) {
+    super(message, options);
+    this.retryable = options.retryable;
+  }
+}
+
+/** A byte range is reversed or lies outside the segment. */
+export class InvalidRangeError extends BucketStorageError {
+  readonly code = 'RANGE_INVALID';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** The registry of buckets cannot be read, parsed or updated. */
+export class RegistryError extends BucketStorageError {
+  readonly code = 'REGISTRY_INVALID';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The one key-naming module: where a segment lives in a bucket, and the inverse parser.
+ *
+ *   key  = prefix + hash + "/bks/" + dataspace + "/" + segmentId
+ *   hash = first 4 hex digits of SHA-256(UTF-8(dataspace + "/" + segmentId))
+ *
+ * The hash comes first (after the prefix) so that keys spread over S3's per-prefix request partitions instead
+ * of one hot prefix. The parser accepts exactly the keys `formatSegmentKey` produces: the right prefix, exactly
+ * four components after it, the literal "bks", valid identifiers and the matching hash. A key of another
+ * cluster (another prefix), a foreign object, or a key whose hash does not match is refused, which is what
+ * keeps cleanup from ever deleting anything it did not write.
+ */
+import { createHash } from 'node:crypto';
+import { InvalidIdentifierError } from './errors.ts';
+
+export interface SegmentIdentity {
+  readonly dataspace: string;
+  readonly segmentId: string;
+}
+
+export const MAX_IDENTIFIER_LENGTH = 128;
+export const MAX_PREFIX_LENGTH = 512;
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const PREFIX_COMPONENT = /^[A-Za-z0-9._-]+$/;
+const MARKER = 'bks';
+
+function describeChar(value: string): string {
+  const bad = [...value].find((c) => !/[A-Za-z0-9._-]/.test(c)) ?? '';
+  const code = bad.codePointAt(0) ?? 0;
+  return code < 0x20 || code === 0x7f ? `control character U+${code.toString(16).padStart(4, '0')}` : `character ${JSON.stringify(bad)}`;
+}
+
+/** Throws InvalidIdentifierError naming `field` unless `value` is a safe identifier. */
+export function validateIdentifier(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidIdentifierError(field, `${field} must be a string`);
+  if (value.length === 0) throw new InvalidIdentifierError(field, `${field} is empty; expected 1..${MAX_IDENTIFIER_LENGTH} characters of A-Z a-z 0-9 . _ -`);
+  if (value.length > MAX_IDENTIFIER_LENGTH) {
+    throw new InvalidIdentifierError(field, `${field} is ${value.length} characters long; at most ${MAX_IDENTIFIER_LENGTH} are allowed`);
+  }
+  if (value.includes('..')) throw new InvalidIdentifierError(field, `${field} ${JSON.stringify(value)} contains ".."; it is refused`);
+  if (!IDENTIFIER.test(value)) {
+    const why = /^[A-Za-z0-9]/.test(value) ? `contains a ${describeChar(value)}` : 'does not start with a letter or digit';
+    throw new InvalidIdentifierError(field, `${field} ${JSON.stringify(value)} ${why}; expected A-Z a-z 0-9 . _ - starting with a letter or digit`);
+  }
+  return value;
+}
+
+/** Validates both fields of a segment identity and returns it. */
+export function validateIdentity(identity: SegmentIdentity): SegmentIdentity {
+  return { dataspace: validateIdentifier('dataspace', identity.dataspace), segmentId: validateIdentifier('segmentId', identity.segmentId) };
+}
+
+/** '' or components of A-Z a-z 0-9 . _ - joined by '/', returned with one trailing '/'. */
+export function normalisePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return '';
+  if (trimmed.length > MAX_PREFIX_LENGTH) throw new InvalidIdentifierError('prefix', `the prefix is ${trimmed.length} characters long; at most ${MAX_PREFIX_LENGTH} are allowed`);
+  for (const component of trimmed.split('/')) {
+    if (component === '' || component === '.' || component === '..' || !PREFIX_COMPONENT.test(component)) {
+      throw new InvalidIdentifierError('prefix', `prefix component ${JSON.stringify(component)} is not allowed; expected components of A-Z a-z 0-9 . _ - separated by single '/'`);
+    }
+  }
+  return `${trimmed}/`;
+}
+
+/** The partition-spreading hash component: 4 lowercase hex digits. */
+export function partitionHash(identity: SegmentIdentity): string {
+  return createHash('sha256').update(`${identity.dataspace}/${identity.segmentId}`, 'utf8').digest('hex').slice(0, 4);
+}
+
+/** The object key of a segment. `prefix` is '' or normalised (see normalisePrefix). */
+export function formatSegmentKey(prefix: string, identity: SegmentIdentity): string {
+  const { dataspace, segmentId } = validateIdentity(identity);
+  return `${prefix}${partitionHash(identity)}/${MARKER}/${dataspace}/${segmentId}`;
+}
+
+/** The segment identity of `key` under `prefix`, or undefined when the key is not one `formatSegmentKey` makes. */
+export function parseSegmentKey(prefix: string, key: string): SegmentIdentity | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const parts = key.slice(prefix.length).split('/');
+  if (parts.length !== 4) return undefined;
+  const [hash, marker, dataspace, segmentId] = parts as [string, string, string, string];
+  if (marker !== MARKER) return undefined;
+  try {
+    validateIdentity({ dataspace, segmentId });
+  } catch {
+    return undefined;
+  }
+  const identity = { dataspace, segmentId };
+  return partitionHash(identity) === hash ? identity : undefined;
+}
+
+/** Where the registry of buckets lives in the state bucket. Never parses as a segment key. */
+export function registryKey(prefix: string): string {
+  return `${prefix}_bucket-storage/registry.json`;
+}

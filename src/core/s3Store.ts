@@ -1,0 +1,169 @@
+/**
+ * The one S3 access layer. Every S3 call of the functions and the CLI goes through here, so error mapping
+ * (StorageError with `retryable`), SSE-KMS settings and checksum handling live in one place.
+ */
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3ServiceException,
+  type ChecksumAlgorithm,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Readable } from 'node:stream';
+import { StorageError } from './errors.ts';
+
+export interface BucketRef {
+  readonly bucket: string;
+  readonly region: string;
+}
+
+export interface ObjectInfo {
+  readonly size: number;
+  readonly etag: string | undefined;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly checksumCrc32: string | undefined;
+  readonly checksumType: string | undefined;
+  readonly serverSideEncryption: string | undefined;
+}
+
+export interface PutOptions {
+  readonly metadata?: Record<string, string>;
+  /** SSE-KMS under this key ARN (bucket key enabled) when set. */
+  readonly kmsKeyArn?: string | undefined;
+  readonly checksumAlgorithm?: ChecksumAlgorithm;
+  readonly partSize: number;
+  readonly queueSize: number;
+  /** Lets a caller stop an upload in flight; lib-storage aborts the multipart upload. */
+  readonly abortSignal?: AbortSignal;
+  readonly onProgress?: (loaded: number) => void;
+}
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** Wraps any SDK or network failure in a StorageError naming the operation, bucket and key. */
+export function storageError(operation: string, ref: BucketRef, key: string | undefined, err: unknown): StorageError {
+  if (err instanceof StorageError) return err;
+  const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+  const name = err instanceof Error ? err.name : 'Error';
+  const retryable = status === undefined ? !(err instanceof S3ServiceException) : RETRYABLE_STATUS.has(status);
+  const hint =
+    status === 403
+      ? 'access denied: check the credentials and the bucket policy'
+      : name === 'NoSuchBucket'
+        ? 'the bucket does not exist: check S3_STORAGE_BUCKET/S3_STORAGE_REGION or the registry'
+        : (err as Error)?.message ?? String(err);
+  const where = key === undefined ? `s3://${ref.bucket}` : `s3://${ref.bucket}/${key}`;
+  return new StorageError(operation, ref.bucket, key, `${operation} ${where} (${ref.region}) failed: ${name}${status ? ` ${status}` : ''}: ${hint}`, {
+    cause: err,
+    retryable,
+  });
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
+}
+
+export class S3Store {
+  constructor(private readonly clientFor: (region: string) => S3Client) {}
+
+  /** HEAD with checksum mode; undefined when the object does not exist. */
+  async head(ref: BucketRef, key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.clientFor(ref.region).send(new HeadObjectCommand({ Bucket: ref.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      return {
+        size: out.ContentLength ?? 0,
+        etag: out.ETag,
+        metadata: out.Metadata ?? {},
+        checksumCrc32: out.ChecksumCRC32,
+        checksumType: out.ChecksumType,
+        serverSideEncryption: out.ServerSideEncryption,
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw storageError('HeadObject', ref, key, err);
+    }
+  }
+
+  /** The object's bytes as a stream; `range` is inclusive. */
+  async get(ref: BucketRef, key: string, range?: { start: number; end: number }, abortSignal?: AbortSignal): Promise<Readable> {
+    try {
+      const out = await this.clientFor(ref.region).send(
+        new GetObjectCommand({ Bucket: ref.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+        abortSignal ? { abortSignal } : {},
+      );
+      return out.Body as Readable;
+    } catch (err) {
+      throw storageError('GetObject', ref, key, err);
+    }
+  }
+
+  /** Streams `body` to S3: one PUT when small, multipart otherwise (aborted on failure by lib-storage). */
+  async put(ref: BucketRef, key: string, body: Readable, options: PutOptions): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
+    const upload = new Upload({
+      client: this.clientFor(ref.region),
+      partSize: options.partSize,
+      queueSize: options.queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: ref.bucket,
+        Key: key,
+        Body: body,
+        Metadata: options.metadata,
+        ...(options.checksumAlgorithm ? { ChecksumAlgorithm: options.checksumAlgorithm } : {}),
+        ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } : {}),
+      },
+      ...(options.abortSignal ? { abortController: abortControllerFor(options.abortSignal) } : {}),
+    });
+    if (options.onProgress) upload.on('httpUploadProgress', (p) => options.onProgress?.(p.loaded ?? 0));
+    try {
+      const out = await upload.done();
+      return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
+    } catch (err) {
+      throw storageError('Upload', ref, key, err);
+    }
+  }
+
+  /** A small object in one PUT, optionally conditional (If-None-Match: * or If-Match: etag). */
+  async putSmall(ref: BucketRef, key: string, body: string | Buffer, condition?: { ifNoneMatch: '*' } | { ifMatch: string }): Promise<string | undefined> {
+    try {
+      const out = await this.clientFor(ref.region).send(
+        new PutObjectCommand({
+          Bucket: ref.bucket,
+          Key: key,
+          Body: body,
+          ...(condition && 'ifNoneMatch' in condition ? { IfNoneMatch: condition.ifNoneMatch } : {}),
+          ...(condition && 'ifMatch' in condition ? { IfMatch: condition.ifMatch } : {}),
+        }),
+      );
+      return out.ETag;
+    } catch (err) {
+      throw storageError('PutObject', ref, key, err);
+    }
+  }
+
+  /** Deletes up to 1,000 keys in one request; returns the keys S3 reported as failed, with reasons. */
+  async deleteBatch(ref: BucketRef, keys: readonly string[]): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    if (keys.length === 0) return failed;
+    if (keys.length > 1000) throw new RangeError('deleteBatch takes at most 1,000 keys');
+    try {
+      const out = await this.clientFor(ref.region).send(
+        new DeleteObjectsCommand({ Bucket: ref.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
+      );
+      for (const e of out.Errors ?? []) if (e.Key !== undefined) failed.set(e.Key, `${e.Code ?? 'Error'}: ${e.Message ?? ''}`);
+      return failed;
+    } catch (err) {
+      throw storageError('DeleteObjects', ref, undefined, err);
+    }
+  }
+}
+
+function abortControllerFor(signal: AbortSignal): AbortController {
+  const controller = new AbortController();
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  return controller;
+}
