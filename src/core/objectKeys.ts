@@ -30,19 +30,24 @@ function describeChar(value: string): string {
   return code < 0x20 || code === 0x7f ? `control character U+${code.toString(16).padStart(4, '0')}` : `character ${JSON.stringify(bad)}`;
 }
 
-/** Throws InvalidIdentifierError naming `field` unless `value` is a safe identifier. */
-export function validateIdentifier(field: string, value: unknown): string {
-  if (typeof value !== 'string') throw new InvalidIdentifierError(field, `${field} must be a string`);
-  if (value.length === 0) throw new InvalidIdentifierError(field, `${field} is empty; expected 1..${MAX_IDENTIFIER_LENGTH} characters of A-Z a-z 0-9 . _ -`);
-  if (value.length > MAX_IDENTIFIER_LENGTH) {
-    throw new InvalidIdentifierError(field, `${field} is ${value.length} characters long; at most ${MAX_IDENTIFIER_LENGTH} are allowed`);
-  }
-  if (value.includes('..')) throw new InvalidIdentifierError(field, `${field} ${JSON.stringify(value)} contains ".."; it is refused`);
+/** What is wrong with `value` as an identifier ("is empty", "contains \"..\"", …), or undefined if it is fine. */
+export function identifierProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'must be a string';
+  if (value.length === 0) return `is empty; expected 1..${MAX_IDENTIFIER_LENGTH} characters of A-Z a-z 0-9 . _ -`;
+  if (value.length > MAX_IDENTIFIER_LENGTH) return `is ${value.length} characters long; at most ${MAX_IDENTIFIER_LENGTH} are allowed`;
+  if (value.includes('..')) return `${JSON.stringify(value)} contains ".."; it is refused`;
   if (!IDENTIFIER.test(value)) {
     const why = /^[A-Za-z0-9]/.test(value) ? `contains a ${describeChar(value)}` : 'does not start with a letter or digit';
-    throw new InvalidIdentifierError(field, `${field} ${JSON.stringify(value)} ${why}; expected A-Z a-z 0-9 . _ - starting with a letter or digit`);
+    return `${JSON.stringify(value)} ${why}; expected A-Z a-z 0-9 . _ - starting with a letter or digit`;
   }
-  return value;
+  return undefined;
+}
+
+/** Throws InvalidIdentifierError naming `field` unless `value` is a safe identifier. */
+export function validateIdentifier(field: string, value: unknown): string {
+  const problem = identifierProblem(value);
+  if (problem !== undefined) throw new InvalidIdentifierError(field, `${field} ${problem}`);
+  return value as string;
 }
 
 /** Validates both fields of a segment identity and returns it. */

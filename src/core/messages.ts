@@ -1,0 +1,75 @@
+/**
+ * The message and invocation shapes of DESIGN.md, written down once as schemas. Unknown fields are refused,
+ * every field is validated, and a failure is one InvalidMessageError naming the field.
+ */
+import { z } from 'zod';
+import { InvalidMessageError } from './errors.ts';
+import { identifierProblem } from './objectKeys.ts';
+
+const identifier = z.string().superRefine((value, ctx) => {
+  const problem = identifierProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+const location = z.string().regex(/^(file:\/\/\/|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/).+/, 'must be file:///absolute/path or s3://bucket/key');
+const byteCount = z.number().int('must be a whole number').min(0, 'must be ≥ 0').max(Number.MAX_SAFE_INTEGER);
+
+export const segmentAnnouncementSchema = z.strictObject({
+  version: z.literal(1, 'must be 1'),
+  dataspace: identifier,
+  segmentId: identifier,
+  source: location,
+  size: byteCount.optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+});
+export type SegmentAnnouncement = z.infer<typeof segmentAnnouncementSchema>;
+
+export const deletionAnnouncementSchema = z.strictObject({
+  version: z.literal(1, 'must be 1'),
+  dataspace: identifier,
+  segmentId: identifier,
+});
+export type DeletionAnnouncement = z.infer<typeof deletionAnnouncementSchema>;
+
+export const fetchInvocationSchema = z.strictObject({
+  dataspace: identifier,
+  segmentId: identifier,
+  destination: location,
+  range: z
+    .strictObject({ start: byteCount, end: byteCount })
+    .refine((r) => r.start <= r.end, { message: 'is reversed: start must be ≤ end', path: ['end'] })
+    .optional(),
+});
+export type FetchInvocation = z.infer<typeof fetchInvocationSchema>;
+
+export interface FetchAnswer {
+  readonly bucket: string;
+  readonly region: string;
+  readonly key: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly bytesWritten: number;
+}
+
+/** Validates `input` (already JSON-parsed) against `schema`; InvalidMessageError names the first bad field. */
+export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  if (issue?.code === 'unrecognized_keys') {
+    throw new InvalidMessageError(issue.keys[0] ?? '?', `${what}: unknown field ${JSON.stringify(issue.keys[0])}; allowed: ${Object.keys((schema as unknown as z.ZodObject).shape ?? {}).join(', ')}`);
+  }
+  const field = issue?.path.map(String).join('.') || '(body)';
+  const problem = issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
+  throw new InvalidMessageError(field, `${what}: ${field} ${problem}`);
+}
+
+/** Parses a JSON text then validates it; malformed JSON is InvalidMessageError on field "(body)". */
+export function parseJsonWith<T>(schema: z.ZodType<T>, text: string, what: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidMessageError('(body)', `${what}: body is not JSON (${(err as Error).message})`);
+  }
+  return parseWith(schema, value, what);
+}
