@@ -177,8 +177,11 @@ export interface EncryptOptions {
   readonly salt?: Buffer;
 }
 
+/** The encrypting Transform; `header` is known up front (uploads store it as metadata for ranged reads). */
+export type EncryptStream = Transform & { readonly header: Header };
+
 /** A Transform from plaintext to format v1. Memory: about two chunks. */
-export function createEncryptStream(options: EncryptOptions): Transform {
+export function createEncryptStream(options: EncryptOptions): EncryptStream {
   const header = encodeHeader(options.chunkLog2 ?? DEFAULT_CHUNK_LOG2, options.key.keyId, options.salt ?? randomBytes(SALT_SIZE));
   const chunkSize = 2 ** header.chunkLog2;
   const objectKey = objectKeyFor(options.key.master, header.salt, options.identity);
@@ -192,7 +195,7 @@ export function createEncryptStream(options: EncryptOptions): Transform {
     return [body, cipher.getAuthTag()];
   };
   let headerSent = false;
-  return new Transform({
+  const stream = new Transform({
     readableHighWaterMark: chunkSize,
     writableHighWaterMark: chunkSize,
     transform(data: Buffer, _enc, done: TransformCallback) {
@@ -211,6 +214,7 @@ export function createEncryptStream(options: EncryptOptions): Transform {
       done();
     },
   });
+  return Object.assign(stream, { header });
 }
 
 // ---- reader --------------------------------------------------------------------------------------------
