@@ -1,0 +1,171 @@
+/**
+ * Hostile input, fuzzed: announcements, deletion messages, fetch invocations, stored object bytes and file
+ * locations. Every case must end in a value or a typed BucketStorageError (never another exception, never a
+ * crash), no path may escape its root, and no secret may appear in any error message.
+ * FUZZ_RUNS sets the cases per kind (default 10,000, the bounded CI form).
+ */
+import fc from 'fast-check';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { BucketStorageError } from '../src/core/errors.ts';
+import { KeyRing } from '../src/core/keyRing.ts';
+import { parseLocation, resolveExistingInsideRoot, resolveNewInsideRoot } from '../src/core/locations.ts';
+import { deletionAnnouncementSchema, fetchInvocationSchema, parseJsonWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
+import { Secret } from '../src/core/secret.ts';
+import { createDecryptStream, createEncryptStream } from '../src/core/segmentCodec.ts';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
+const SECRET = 'fuzz-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e2b6d0f4a8c3e7b1d5f9a2c6e0b4d8f3a';
+
+/** Runs `fn`; returns 'ok' or the typed error; anything else fails the test. */
+function classify(fn: () => unknown): 'ok' | BucketStorageError {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof BucketStorageError)) throw new Error(`untyped error: ${String(err)}`, { cause: err });
+    expect(err.message).not.toContain(SECRET);
+    return err;
+  }
+}
+
+const identifierish = fc.oneof(
+  fc.string({ maxLength: 140 }),
+  fc.constantFrom('..', '.', 'a/b', 'a\u0000b', 'ok-id', 'x'.repeat(129), '\u202e', 'é', '-x', '%2e%2e'),
+);
+const locationish = fc.oneof(
+  fc.string(),
+  fc.constantFrom('file:///etc/passwd', 'file:///src/../../etc/shadow', 's3://bucket/key', 's3://b/k', 'file://host/x', 's3://Bad_Bucket/k', 'file:///a%00b'),
+  fc.webUrl(),
+);
+const anyJsonValue = fc.oneof(fc.jsonValue(), fc.string(), fc.integer(), fc.double());
+
+function messageArbitrary(fields: Record<string, fc.Arbitrary<unknown>>) {
+  // Mostly near-valid objects (each field hostile or missing), plus arbitrary JSON and arbitrary text.
+  const record = fc.record(fields, { requiredKeys: [] });
+  const withExtra = fc.tuple(record, fc.dictionary(fc.string({ maxLength: 8 }), anyJsonValue, { maxKeys: 2 })).map(([r, extra]) => ({ ...extra, ...r }));
+  return fc.oneof(
+    { weight: 6, arbitrary: withExtra.map((o) => JSON.stringify(o)) },
+    { weight: 2, arbitrary: anyJsonValue.map((v) => JSON.stringify(v) ?? 'null') },
+    { weight: 2, arbitrary: fc.string({ maxLength: 300 }) },
+  );
+}
+
+describe('fuzzed messages', () => {
+  it(`segment announcements: ${RUNS} cases, typed errors only`, () => {
+    const arb = messageArbitrary({
+      version: fc.oneof(fc.constant(1), anyJsonValue),
+      dataspace: identifierish,
+      segmentId: identifierish,
+      source: locationish,
+      size: fc.oneof(fc.nat(), fc.integer(), fc.double(), anyJsonValue),
+      sha256: fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.string()),
+    });
+    fc.assert(
+      fc.property(arb, (text) => {
+        const r = classify(() => parseJsonWith(segmentAnnouncementSchema, text, 'segment announcement'));
+        if (r === 'ok') {
+          const m = parseJsonWith(segmentAnnouncementSchema, text, 'segment announcement');
+          expect(m.dataspace).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+          expect(m.dataspace).not.toContain('..');
+          expect(m.segmentId).not.toContain('/');
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it(`deletion announcements: ${RUNS} cases, typed errors only`, () => {
+    const arb = messageArbitrary({ version: fc.oneof(fc.constant(1), anyJsonValue), dataspace: identifierish, segmentId: identifierish });
+    fc.assert(fc.property(arb, (text) => void classify(() => parseJsonWith(deletionAnnouncementSchema, text, 'deletion announcement'))), { numRuns: RUNS });
+  });
+
+  it(`fetch invocations: ${RUNS} cases, typed errors only`, () => {
+    const arb = messageArbitrary({
+      dataspace: identifierish,
+      segmentId: identifierish,
+      destination: locationish,
+      range: fc.oneof(fc.record({ start: fc.integer(), end: fc.integer() }), anyJsonValue),
+    });
+    fc.assert(fc.property(arb, (text) => void classify(() => parseJsonWith(fetchInvocationSchema, text, 'fetch invocation'))), { numRuns: RUNS });
+  });
+});
+
+describe('fuzzed file locations', () => {
+  const base = mkdtempSync(join(tmpdir(), 'bks-fuzz-'));
+  const root = join(base, 'root');
+  mkdirSync(join(root, 'sub'), { recursive: true });
+  writeFileSync(join(root, 'sub', 'seg'), 'x');
+  writeFileSync(join(base, 'outside'), 'secret');
+  symlinkSync(join(base, 'outside'), join(root, 'escape-link'));
+  symlinkSync(base, join(root, 'escape-dir'));
+  const segment = fc.constantFrom('..', '.', 'sub', 'seg', 'escape-link', 'escape-dir', 'outside', '%2e%2e', '', 'root', 'x\u0000');
+  const pathArb = fc.array(segment, { maxLength: 6 }).map((parts) => `file://${root}/${parts.join('/')}`);
+  const urlArb = fc.oneof(pathArb, locationish);
+
+  it(`never resolves outside the root: ${Math.min(RUNS, 2000)} cases`, async () => {
+    await fc.assert(
+      fc.asyncProperty(urlArb, async (url) => {
+        for (const resolve of [resolveExistingInsideRoot, resolveNewInsideRoot]) {
+          try {
+            const loc = parseLocation('source', url);
+            if (loc.kind !== 'file') continue;
+            const real = await resolve(loc.path, root, 'S3_STORAGE_SOURCE_ROOT');
+            const rel = relative(root, real);
+            expect(rel.startsWith('..')).toBe(false);
+          } catch (err) {
+            if (!(err instanceof BucketStorageError)) throw err;
+          }
+        }
+      }),
+      { numRuns: Math.min(RUNS, 2000) },
+    );
+  });
+});
+
+describe('fuzzed object bytes', () => {
+  const identity = { dataspace: 'fuzz', segmentId: 'seg-1' };
+  async function decrypt(ring: KeyRing, bytes: Buffer, plaintextSize?: number): Promise<Buffer | BucketStorageError> {
+    const out: Buffer[] = [];
+    try {
+      const stream = Readable.from([bytes]).pipe(createDecryptStream({ keyRing: ring, identity, ...(plaintextSize !== undefined ? { plaintextSize } : {}) }));
+      for await (const c of stream) out.push(c as Buffer);
+      return Buffer.concat(out);
+    } catch (err) {
+      if (!(err instanceof BucketStorageError)) throw new Error(`untyped error: ${String(err)}`, { cause: err });
+      expect(err.message).not.toContain(SECRET);
+      return err;
+    }
+  }
+
+  it(`random and adversarial bytes: ${RUNS} cases, only typed errors, never accepted`, async () => {
+    const ring = await KeyRing.fromSecrets(new Secret(SECRET), [], async (s) => s.reveal());
+    const key = ring.current!;
+    const plaintext = randomBytes(3 * 65536 + 11);
+    const chunks: Buffer[] = [];
+    for await (const c of Readable.from([plaintext]).pipe(createEncryptStream({ key, identity, chunkLog2: 16 }))) chunks.push(c as Buffer);
+    const valid = Buffer.concat(chunks);
+    const mutation = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+      fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([at, x]) => {
+        const b = Buffer.from(valid);
+        b[at] = (b[at] ?? 0) ^ x;
+        return b;
+      }),
+      fc.nat(valid.length - 1).map((n) => valid.subarray(0, n)),
+      fc.tuple(fc.nat(valid.length - 1), fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([at, ins]) => Buffer.concat([valid.subarray(0, at), Buffer.from(ins), valid.subarray(at)])),
+    );
+    await fc.assert(
+      fc.asyncProperty(mutation, fc.boolean(), async (bytes, sizeKnown) => {
+        const r = await decrypt(ring, bytes, sizeKnown ? plaintext.length : undefined);
+        // Any accepted input must be exactly the plaintext (a mutation can only be accepted if it is a no-op).
+        if (Buffer.isBuffer(r)) expect(r.equals(plaintext)).toBe(true);
+      }),
+      { numRuns: RUNS },
+    );
+  }, 600_000);
+});
