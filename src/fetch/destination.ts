@@ -38,12 +38,19 @@ export async function openDestination(location: Location, config: Config, store:
     return {
       url,
       async write(body, signal) {
-        await store.put(ref, location.key, body, {
-          partSize: config.partSize,
-          queueSize: config.transferConcurrency,
-          kmsKeyArn: config.kmsKeyArn,
-          ...(signal ? { abortSignal: signal } : {}),
-        });
+        // A failure of the body (authentication, integrity) is the restore's error, not the upload's.
+        let bodyError: unknown;
+        body.once('error', (err) => (bodyError = err));
+        try {
+          await store.put(ref, location.key, body, {
+            partSize: config.partSize,
+            queueSize: config.transferConcurrency,
+            kmsKeyArn: config.kmsKeyArn,
+            ...(signal ? { abortSignal: signal } : {}),
+          });
+        } catch (err) {
+          throw bodyError ?? err;
+        }
       },
       async discard() {},
     };
