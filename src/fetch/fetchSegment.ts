@@ -12,10 +12,11 @@
  * A restore that fails at any step leaves nothing at the destination.
  */
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { BucketRegistry } from '../core/bucketRegistry.ts';
+import { SingleBucketRegistry, type BucketRegistry } from '../core/bucketRegistry.ts';
 import type { Config } from '../core/config.ts';
 import { IntegrityError, TruncatedError } from '../core/errors.ts';
 import type { KeyRing } from '../core/keyRing.ts';
+import type { Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
 import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
@@ -31,6 +32,28 @@ export interface FetchContext {
   readonly store: HeadStore & GetStore & PutStore;
   readonly keyRing: KeyRing;
   readonly registry: BucketRegistry;
+}
+
+/**
+ * The context of a function or CLI restore. Until the S3-backed registry exists (bucket switch issue), the
+ * current bucket is the only one searched; pass `registry` to search more.
+ */
+export function fetchContext(runtime: Runtime, registry?: BucketRegistry): FetchContext {
+  return {
+    config: runtime.config,
+    store: runtime.store,
+    keyRing: runtime.keyRing,
+    registry: registry ?? new SingleBucketRegistry({ bucket: runtime.config.bucket, region: runtime.config.region }),
+  };
+}
+
+/** Margin kept before a Lambda deadline: the restore stops and cleans up instead of being frozen mid-write. */
+export const DEADLINE_MARGIN_MS = 5_000;
+
+/** An AbortSignal that fires DEADLINE_MARGIN_MS before the invocation's deadline (none without a Lambda context). */
+export function deadlineSignal(context: { getRemainingTimeInMillis?: () => number } | undefined): AbortSignal | undefined {
+  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
+  return AbortSignal.timeout(Math.max(1, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS));
 }
 
 export interface FetchOptions {

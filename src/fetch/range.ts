@@ -8,9 +8,3 @@ export function checkPlainRange(size: number, start: number, end: number): void 
   if (end >= size) throw new InvalidRangeError(`range ${start}-${end} ends past the segment's last byte (${size === 0 ? 'the segment is empty' : `${size - 1}; size ${size}`})`);
 }
 
-/** Parses the CLI form "A-B" (inclusive byte offsets). */
-export function parseRangeArgument(text: string): { start: number; end: number } {
-  const m = /^(\d+)-(\d+)$/.exec(text);
-  if (!m) throw new InvalidRangeError(`--range ${JSON.stringify(text)}: expected START-END, inclusive byte offsets such as 0-1023`);
-  return { start: Number(m[1]), end: Number(m[2]) };
-}
