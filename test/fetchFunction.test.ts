@@ -79,13 +79,17 @@ function collector(tty: boolean) {
   return { stream, text: () => text };
 }
 
+type Io = NonNullable<Parameters<typeof main>[1]>;
+const asStdout = (s: PassThrough) => s as unknown as NonNullable<Io['stdout']>;
+const asStderr = (s: PassThrough) => s as unknown as NonNullable<Io['stderr']>;
+
 describe('bucket-storage restore', () => {
   it('prints the answer; progress goes to stderr on a terminal only', async () => {
     for (const tty of [true, false]) {
       const out = collector(false);
       const err = collector(tty);
       const to = join(h.root, `cli-${tty}`);
-      const status = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', to], { env, stdout: out.stream as unknown as NodeJS.WriteStream, stderr: err.stream as unknown as NodeJS.WriteStream });
+      const status = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', to], { env, stdout: asStdout(out.stream), stderr: asStderr(err.stream) });
       expect(status).toBe(0);
       expect(JSON.parse(out.text())).toMatchObject({ sha256: stored.sha256, bytesWritten: SIZE });
       if (tty) expect(err.text()).toMatch(/\rrestoring segment-0001: 100\.0%/);
@@ -95,17 +99,17 @@ describe('bucket-storage restore', () => {
 
   it('restores a --range', async () => {
     const out = collector(false);
-    const status = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', `file://${h.root}/cli-range`, '--range', '10-19'], { env, stdout: out.stream as unknown as NodeJS.WriteStream });
+    const status = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', `file://${h.root}/cli-range`, '--range', '10-19'], { env, stdout: asStdout(out.stream) });
     expect(status).toBe(0);
     expect(JSON.parse(out.text())).toMatchObject({ bytesWritten: 10 });
   });
 
   it('fails with one line and a non-zero status', async () => {
     const err = collector(false);
-    const bad = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', `file://${h.root}/x`, '--range', '5'], { env, stderr: err.stream as unknown as NodeJS.WriteStream });
+    const bad = await main(['restore', '--dataspace', 'demo', '--segment', 'segment-0001', '--to', `file://${h.root}/x`, '--range', '5'], { env, stderr: asStderr(err.stream) });
     expect(bad).toBe(2);
     const err2 = collector(false);
-    const missing = await main(['restore', '--dataspace', 'demo', '--segment', 'missing', '--to', `file://${h.root}/x`], { env, stderr: err2.stream as unknown as NodeJS.WriteStream });
+    const missing = await main(['restore', '--dataspace', 'demo', '--segment', 'missing', '--to', `file://${h.root}/x`], { env, stderr: asStderr(err2.stream) });
     expect(missing).toBe(1);
     expect(err2.text()).toMatch(/^bucket-storage restore: SegmentNotFoundError: segment object \S+ not found in any bucket searched: s3:\/\/fetch-test \(us-east-1\)\n$/);
   });
