@@ -1,0 +1,14 @@
+/**
+ * Child process of bench/fetch.bench.ts: one whole restore with the environment it is given, so that its peak
+ * RSS is the restore's alone. Prints one JSON line: elapsed ms, the answer, and maxRSS in KiB.
+ * argv: dataspace segmentId destination concurrency
+ */
+import { createRuntime } from '../../src/core/runtime.ts';
+import { fetchContext, fetchSegment } from '../../src/fetch/fetchSegment.ts';
+
+const [dataspace, segmentId, destination, concurrency] = process.argv.slice(2);
+const runtime = await createRuntime(process.env);
+const started = performance.now();
+const answer = await fetchSegment(fetchContext(runtime), { dataspace, segmentId, destination }, { concurrency: Number(concurrency) });
+const ms = performance.now() - started;
+console.log(JSON.stringify({ ms, answer, maxRssKiB: process.resourceUsage().maxRSS }));
