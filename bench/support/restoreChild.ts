@@ -3,6 +3,7 @@
  * RSS is the restore's alone. Prints one JSON line: elapsed ms, the answer, and maxRSS in KiB.
  * argv: dataspace segmentId destination concurrency
  */
+import { readFileSync } from 'node:fs';
 import { createRuntime } from '../../src/core/runtime.ts';
 import { fetchContext, fetchSegment } from '../../src/fetch/fetchSegment.ts';
 
@@ -11,4 +12,6 @@ const runtime = await createRuntime(process.env);
 const started = performance.now();
 const answer = await fetchSegment(fetchContext(runtime), { dataspace, segmentId, destination }, { concurrency: Number(concurrency) });
 const ms = performance.now() - started;
-console.log(JSON.stringify({ ms, answer, maxRssKiB: process.resourceUsage().maxRSS }));
+// VmHWM is the peak RSS of this process image; getrusage's maxRSS would carry the (large) parent's over fork.
+const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+console.log(JSON.stringify({ ms, answer, maxRssKiB: Number(hwm ?? process.resourceUsage().maxRSS) }));

@@ -61,7 +61,7 @@ export interface FetchOptions {
   readonly onProgress?: (written: number, total: number) => void;
   /** Stops the restore (e.g. before the Lambda deadline); it then fails leaving nothing. */
   readonly signal?: AbortSignal;
-  /** Ranged GETs in flight for whole restores (default: S3_STORAGE_TRANSFER_CONCURRENCY; 1 = one GET). */
+  /** Ranged GETs in flight for whole restores (default: S3_STORAGE_RESTORE_CONCURRENCY; 1 = one GET). */
   readonly concurrency?: number;
   /** Bytes per ranged GET for whole restores (default: S3_STORAGE_PART_SIZE_MIB). */
   readonly partSize?: number;
@@ -124,7 +124,7 @@ function checkStoredSize(found: LocatedSegment): void {
 function readWhole(ctx: FetchContext, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
   const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
   const raw = readWholeObject(ctx.store, span, {
-    concurrency: options.concurrency ?? ctx.config.transferConcurrency,
+    concurrency: options.concurrency ?? ctx.config.restoreConcurrency,
     partSize: options.partSize ?? ctx.config.partSize,
     signal: options.signal,
   });
