@@ -153,6 +153,23 @@ describe('objects that fail their checks leave no file', () => {
   });
 });
 
+describe('a restore stopped by its signal (Lambda deadline)', () => {
+  it('rejects and leaves no file, whole or in parallel parts', async () => {
+    await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'stopped' }, 3 * CHUNK, 'stopped', { key: await deriveKey(CURRENT_SECRET), chunkLog2: CHUNK_LOG2 });
+    for (const concurrency of [1, 2]) {
+      const controller = new AbortController();
+      const restore = fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'stopped', destination: `file://${join(h.root, 'stopped')}` }, {
+        signal: controller.signal,
+        concurrency,
+        partSize: CHUNK,
+        onProgress: () => controller.abort(new Error('deadline')),
+      });
+      await expect(restore).rejects.toThrow();
+      await expectNothingLeft('stopped');
+    }
+  });
+});
+
 describe('bad input', () => {
   it('an unknown segment → SegmentNotFoundError naming every bucket searched', async () => {
     h.servers.createBucket('fetch-previous');

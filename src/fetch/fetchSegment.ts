@@ -14,7 +14,7 @@
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SingleBucketRegistry, type BucketRegistry } from '../core/bucketRegistry.ts';
 import type { Config } from '../core/config.ts';
-import { IntegrityError, TruncatedError } from '../core/errors.ts';
+import { IntegrityError, MalformedHeaderError, TruncatedError } from '../core/errors.ts';
 import type { KeyRing } from '../core/keyRing.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
@@ -114,7 +114,7 @@ function checkStoredSize(found: LocatedSegment): void {
   const where = `s3://${found.ref.bucket}/${found.key}`;
   let expected = metadata.plaintextSize;
   if (metadata.format === 'v1') {
-    if (metadata.header === undefined) throw new IntegrityError('size', 'a bks-header', 'none', `${where}: format v1 object without bks-header metadata`);
+    if (metadata.header === undefined) throw new MalformedHeaderError(`${where} is a format v1 object without bks-header metadata: it was not written by the upload function`);
     expected = ciphertextSize(metadata.plaintextSize, parseHeader(metadata.header).chunkLog2);
   }
   if (info.size < expected) throw new TruncatedError(`${where} holds ${info.size} bytes but its metadata promises ${expected} (bks-size ${metadata.plaintextSize}): it was truncated`, -1);

@@ -44,7 +44,7 @@ export function readObjectRange(store: GetStore, span: ObjectSpan, start: number
 function lazyGet(store: GetStore, span: ObjectSpan, range: { start: number; end: number } | undefined, signal: AbortSignal | undefined): Readable {
   async function* body(): AsyncGenerator<Buffer> {
     const stream = await store.get(span.ref, span.key, range, signal, span.etag);
-    for await (const chunk of stream) yield chunk as Buffer;
+    for await (const chunk of stream) yield asBuffer(chunk);
   }
   return Readable.from(body(), { objectMode: false, highWaterMark: 1 });
 }
@@ -54,8 +54,9 @@ async function fetchPart(store: GetStore, span: ObjectSpan, start: number, end: 
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream) {
-    chunks.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
+    const b = asBuffer(chunk);
+    chunks.push(b);
+    length += b.length;
   }
   if (length !== end - start + 1) {
     throw new TruncatedError(
@@ -63,7 +64,7 @@ async function fetchPart(store: GetStore, span: ObjectSpan, start: number, end: 
       -1,
     );
   }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length);
 }
 
 async function* partsInOrder(store: GetStore, span: ObjectSpan, options: ReadOptions): AsyncGenerator<Buffer> {
@@ -82,14 +83,20 @@ async function* partsInOrder(store: GetStore, span: ObjectSpan, options: ReadOpt
   };
   try {
     while (next < span.size && inFlight.length < options.concurrency) launch();
-    while (inFlight.length > 0) {
-      const part = await (inFlight.shift() as Promise<Buffer>);
+    for (let part = inFlight.shift(); part !== undefined; part = inFlight.shift()) {
+      const bytes = await part;
       if (next < span.size) launch();
-      yield part;
+      yield bytes;
     }
   } finally {
     // Early exit (error downstream, abort): stop the parts still in flight.
     if (inFlight.length > 0) controller.abort(new Error('restore stopped'));
     options.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+function asBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return Buffer.from(String(chunk));
 }
