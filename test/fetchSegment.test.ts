@@ -1,7 +1,7 @@
 /** Whole restores on the embedded servers: round trips for every size class, key and format. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveKey } from '../src/core/keyRing.ts';
@@ -51,23 +51,31 @@ describe('whole restore round trip', () => {
     });
   }
 
-  it('restores 300 MiB encrypted in parallel ranged GETs, bounded, identical', async () => {
-    const { runtime, key } = await setUp('on');
+  it.each([
+    ['on', 4],
+    ['off', 1],
+    ['previous key', 1],
+  ] as const)('restores 300 MiB (%s, %i GET(s) in flight) identical, in order', async (mode, concurrency) => {
+    const { runtime, key } = await setUp(mode);
     const size = 300 * MiB;
-    const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'big' }, size, 'big', { key });
+    const segmentId = `big-${concurrency}-${mode.replace(/ /g, '-')}`;
+    const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId }, size, segmentId, { key });
     const counter = countRequests(runtime.clients.s3());
-    const target = join(h.root, 'big');
-    const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'big', destination: `file://${target}` }, { concurrency: 4, partSize: 8 * MiB });
-    expect(answer.size).toBe(size);
-    expect(answer.bytesWritten).toBe(size);
-    expect(answer.sha256).toBe(stored.sha256);
+    const target = join(h.root, segmentId);
+    const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId, destination: `file://${target}` }, { concurrency, partSize: 8 * MiB });
+    expect(answer).toEqual({ bucket: h.bucket.bucket, region: h.bucket.region, key: stored.key, size, sha256: stored.sha256, bytesWritten: size });
     expect((await stat(target)).size).toBe(size);
     expect(await sha256File(target)).toBe(stored.sha256);
     const gets = counter.requests.filter((r) => r.command === 'GetObjectCommand');
-    // ciphertext = 300 MiB + 48 + 300 tags: 38 parts of 8 MiB, each a ranged GET, in order.
-    expect(gets.length).toBe(Math.ceil((size + 48 + 300 * 16) / (8 * MiB)));
-    expect(gets[0]?.range).toBe(`bytes=0-${8 * MiB - 1}`);
+    if (concurrency === 1) {
+      expect(gets).toEqual([{ command: 'GetObjectCommand', range: undefined }]);
+    } else {
+      // ciphertext = 300 MiB + 48 + 300 tags: 38 parts of 8 MiB, each a ranged GET, in order.
+      expect(gets.length).toBe(Math.ceil((size + 48 + 300 * 16) / (8 * MiB)));
+      expect(gets[0]?.range).toBe(`bytes=0-${8 * MiB - 1}`);
+    }
     await runtime.store.deleteBatch(h.bucket, [stored.key]);
+    await rm(target);
   });
 
   it('restores to s3:// (multipart) with the same answer', async () => {
