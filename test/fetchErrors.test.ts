@@ -92,6 +92,22 @@ describe('objects that fail their checks leave no file', () => {
     await expectNothingLeft(name);
   });
 
+  it.each([true, false])('an object cut short after its HEAD (encrypted: %s) → TruncatedError from the stream checks', async (encrypted) => {
+    const name = `cut-after-head-${encrypted}`;
+    const key = await storeThenMutate(name, 2 * CHUNK + 100, encrypted, (b) => b);
+    const full = await runtime.store.head(h.bucket, key);
+    // The HEAD reports the whole object; the GET then returns it without its last 40 bytes (a changed object or a
+    // misbehaving server): the decryptor's plaintextSize, or the size meter for plain objects, catches it.
+    const lying: S3Store = Object.assign(Object.create(runtime.store) as S3Store, {
+      async get() {
+        const { body } = await readObject(key);
+        return Readable.from([body.subarray(0, (full?.size ?? 0) - 40)]);
+      },
+    });
+    await expect(restoreToFile(name, {}, { ...h.context(runtime), store: lying })).rejects.toBeInstanceOf(TruncatedError);
+    await expectNothingLeft(name);
+  });
+
   it('a plain object with a changed byte → IntegrityError on sha256', async () => {
     await storeThenMutate('plain-tampered', 5000, false, flipAt(4000));
     const err = await restoreToFile('plain-tampered').catch((e: unknown) => e);
