@@ -38,6 +38,8 @@ export interface Config {
   readonly partSize: number;
   /** Parts in flight per transfer. */
   readonly transferConcurrency: number;
+  /** Ranged GETs in flight for a whole restore; 1 reads the object with one streaming GET. */
+  readonly restoreConcurrency: number;
 }
 
 const BUCKET_FORM = '3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
@@ -103,6 +105,7 @@ const schema = z.strictObject({
   S3_STORAGE_CHUNK_LOG2: intIn(16, 24, '(log2 of the chunk size in bytes)').optional(),
   S3_STORAGE_PART_SIZE_MIB: intIn(5, 5120, 'MiB').optional(),
   S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
+  S3_STORAGE_RESTORE_CONCURRENCY: intIn(1, 64, 'ranged GETs in flight').optional(),
 });
 
 /** Every variable the loader knows, in the order of the README's table. */
@@ -172,6 +175,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? 20,
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
+    restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,
   };
   return Object.freeze(config);
 }

@@ -87,11 +87,19 @@ export class S3Store {
     }
   }
 
-  /** The object's bytes as a stream; `range` is inclusive. */
-  async get(ref: BucketRef, key: string, range?: { start: number; end: number }, abortSignal?: AbortSignal): Promise<Readable> {
+  /**
+   * The object's bytes as a stream; `range` is inclusive. `ifMatch` (an ETag from a HEAD) makes S3 refuse
+   * with 412 if the object was replaced since, so the parts of one restore all come from the same object.
+   */
+  async get(ref: BucketRef, key: string, range?: { start: number; end: number }, abortSignal?: AbortSignal, ifMatch?: string): Promise<Readable> {
     try {
       const out = await this.clientFor(ref.region).send(
-        new GetObjectCommand({ Bucket: ref.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+        new GetObjectCommand({
+          Bucket: ref.bucket,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          ...(ifMatch !== undefined ? { IfMatch: ifMatch } : {}),
+        }),
         abortSignal ? { abortSignal } : {},
       );
       return out.Body as Readable;

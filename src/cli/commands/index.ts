@@ -2,9 +2,11 @@
 import type { Command } from '../command.ts';
 import { decryptCommand, encryptCommand } from './encrypt.ts';
 import { keyCommand } from './key.ts';
+import { restoreCommand } from './restore.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
   decrypt: decryptCommand,
   key: keyCommand,
+  restore: restoreCommand,
 };

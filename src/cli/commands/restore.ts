@@ -1,0 +1,54 @@
+/** `restore --dataspace D --segment S --to URL [--range A-B]`: runs the fetch function's restore from the shell. */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createRuntime } from '../../core/runtime.ts';
+import { fetchContext, fetchSegment } from '../../fetch/fetchSegment.ts';
+import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
+
+const MiB = 1024 * 1024;
+
+export const restoreCommand: Command = {
+  summary: 'restores a segment (or a byte range) to file:// or s3://, prints the answer',
+  usage: 'restore --dataspace D --segment S --to URL [--range A-B]',
+  options: { dataspace: { type: 'string' }, segment: { type: 'string' }, to: { type: 'string' }, range: { type: 'string' } },
+  async run(ctx) {
+    const invocation = {
+      dataspace: requireOption(ctx, 'dataspace'),
+      segmentId: requireOption(ctx, 'segment'),
+      destination: destinationUrl(requireOption(ctx, 'to')),
+      ...(typeof ctx.values.range === 'string' ? { range: parseRange(ctx.values.range) } : {}),
+    };
+    const runtime = await createRuntime(ctx.env);
+    const tty = isTerminal(ctx.stderr);
+    const started = Date.now();
+    const answer = await fetchSegment(fetchContext(runtime), invocation, {
+      ...(tty ? { onProgress: (written: number, total: number) => ctx.stderr.write(`\r${progressLine(invocation.segmentId, written, total, Date.now() - started)}`) } : {}),
+    }).finally(() => {
+      if (tty) ctx.stderr.write('\n');
+    });
+    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
+    return 0;
+  },
+};
+
+/** A URL as given, or a plain path made into a file:// URL. */
+function destinationUrl(to: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) return to;
+  return pathToFileURL(isAbsolute(to) ? to : resolve(to)).href;
+}
+
+function parseRange(text: string): { start: number; end: number } {
+  const m = /^(\d+)-(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`--range ${JSON.stringify(text)}: expected START-END, inclusive byte offsets such as 0-1023`);
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+function isTerminal(stream: CommandContext['stderr']): boolean {
+  return 'isTTY' in stream && stream.isTTY === true;
+}
+
+export function progressLine(name: string, written: number, total: number, elapsedMs: number): string {
+  const pct = total === 0 ? 100 : (100 * written) / total;
+  const rate = elapsedMs > 0 ? written / MiB / (elapsedMs / 1000) : 0;
+  return `restoring ${name}: ${pct.toFixed(1).padStart(5)}%  ${(written / MiB).toFixed(1)} of ${(total / MiB).toFixed(1)} MiB  ${rate.toFixed(0)} MiB/s`;
+}

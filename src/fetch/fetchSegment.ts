@@ -1,0 +1,170 @@
+/**
+ * The one restore function: a fetch invocation in, a fetch answer out.
+ *
+ *   1. validate the invocation and the destination (file:// inside the restore root, writable) — no request yet
+ *   2. locate: HEAD of the key in each registered bucket, current first (locate.ts)
+ *   3. read: whole object (one GET, or a bounded pipeline of ranged GETs) or, for a byte range, exactly one
+ *      ranged GET of the span that holds it (planRange; header from the bks-header metadata)
+ *   4. decrypt (format v1, key chosen by key id among current and previous keys; `plain` objects pass as they
+ *      are whatever the current encryption setting), then verify size and, for `plain`, the stored SHA-256
+ *   5. write: the destination sees the end of its input only after every byte verified (destination.ts)
+ *
+ * A restore that fails at any step leaves nothing at the destination.
+ */
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { SingleBucketRegistry, type BucketRegistry } from '../core/bucketRegistry.ts';
+import type { Config } from '../core/config.ts';
+import { IntegrityError, MalformedHeaderError, TruncatedError } from '../core/errors.ts';
+import type { KeyRing } from '../core/keyRing.ts';
+import type { Runtime } from '../core/runtime.ts';
+import { parseLocation } from '../core/locations.ts';
+import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
+import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
+import { ciphertextSize, createDecryptStream, parseHeader, planRange } from '../core/segmentCodec.ts';
+import { openDestination, type PutStore } from './destination.ts';
+import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
+import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
+import { checkPlainRange } from './range.ts';
+import { VerifyingMeter } from './verifier.ts';
+
+export interface FetchContext {
+  readonly config: Config;
+  readonly store: HeadStore & GetStore & PutStore;
+  readonly keyRing: KeyRing;
+  readonly registry: BucketRegistry;
+}
+
+/**
+ * The context of a function or CLI restore. Until the S3-backed registry exists (bucket switch issue), the
+ * current bucket is the only one searched; pass `registry` to search more.
+ */
+export function fetchContext(runtime: Runtime, registry?: BucketRegistry): FetchContext {
+  return {
+    config: runtime.config,
+    store: runtime.store,
+    keyRing: runtime.keyRing,
+    registry: registry ?? new SingleBucketRegistry({ bucket: runtime.config.bucket, region: runtime.config.region }),
+  };
+}
+
+/** Margin kept before a Lambda deadline: the restore stops and cleans up instead of being frozen mid-write. */
+export const DEADLINE_MARGIN_MS = 5_000;
+
+/** An AbortSignal that fires DEADLINE_MARGIN_MS before the invocation's deadline (none without a Lambda context). */
+export function deadlineSignal(context: { getRemainingTimeInMillis?: () => number } | undefined): AbortSignal | undefined {
+  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
+  return AbortSignal.timeout(Math.max(1, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS));
+}
+
+export interface FetchOptions {
+  /** Called as plaintext bytes pass, with the number of bytes the restore writes in all. */
+  readonly onProgress?: (written: number, total: number) => void;
+  /** Stops the restore (e.g. before the Lambda deadline); it then fails leaving nothing. */
+  readonly signal?: AbortSignal;
+  /** Ranged GETs in flight for whole restores (default: S3_STORAGE_RESTORE_CONCURRENCY; 1 = one GET). */
+  readonly concurrency?: number;
+  /** Bytes per ranged GET for whole restores (default: S3_STORAGE_PART_SIZE_MIB). */
+  readonly partSize?: number;
+}
+
+/**
+ * Restores one segment, or a byte range of it, to the invocation's destination.
+ * @example
+ *   const answer = await fetchSegment(ctx, { dataspace: 'logs', segmentId: 'seg-1', destination: 'file:///restore/seg-1' });
+ */
+export async function fetchSegment(ctx: FetchContext, input: unknown, options: FetchOptions = {}): Promise<FetchAnswer> {
+  const invocation = parseWith(fetchInvocationSchema, input, 'fetch invocation');
+  const identity: SegmentIdentity = { dataspace: invocation.dataspace, segmentId: invocation.segmentId };
+  const key = formatSegmentKey(ctx.config.keyPrefix, identity);
+  const location = parseLocation('destination', invocation.destination);
+  const destination = await openDestination(location, ctx.config, ctx.store);
+  try {
+    const found = await locateSegment(ctx.store, ctx.registry, key);
+    checkStoredSize(found);
+    const plan = invocation.range ? planRead(found, invocation.range) : undefined;
+    const total = plan?.length ?? found.metadata.plaintextSize;
+    const source = plan ? readRange(ctx, found, identity, plan, options) : readWhole(ctx, found, identity, options);
+    const meter = new VerifyingMeter({
+      size: total,
+      sha256: plan === undefined && found.metadata.format === 'plain' ? found.metadata.sha256 : undefined,
+      what: `s3://${found.ref.bucket}/${key}${plan ? ` bytes ${invocation.range?.start}-${invocation.range?.end}` : ''}`,
+    });
+    const body = options.onProgress ? chain(source, meter, progress(meter, total, options.onProgress)) : chain(source, meter);
+    await destination.write(body, options.signal);
+    return { bucket: found.ref.bucket, region: found.ref.region, key, size: found.metadata.plaintextSize, sha256: meter.sha256, bytesWritten: meter.bytes };
+  } finally {
+    await destination.discard();
+  }
+}
+
+interface ReadPlan {
+  readonly start: number;
+  readonly end: number;
+  readonly length: number;
+}
+
+function planRead(found: LocatedSegment, range: { start: number; end: number }): ReadPlan {
+  checkPlainRange(found.metadata.plaintextSize, range.start, range.end);
+  return { start: range.start, end: range.end, length: range.end - range.start + 1 };
+}
+
+/** Refuses an object whose stored size disagrees with its metadata before any GET. */
+function checkStoredSize(found: LocatedSegment): void {
+  const { metadata, info } = found;
+  const where = `s3://${found.ref.bucket}/${found.key}`;
+  let expected = metadata.plaintextSize;
+  if (metadata.format === 'v1') {
+    if (metadata.header === undefined) throw new MalformedHeaderError(`${where} is a format v1 object without bks-header metadata: it was not written by the upload function`);
+    expected = ciphertextSize(metadata.plaintextSize, parseHeader(metadata.header).chunkLog2);
+  }
+  if (info.size < expected) throw new TruncatedError(`${where} holds ${info.size} bytes but its metadata promises ${expected} (bks-size ${metadata.plaintextSize}): it was truncated`, -1);
+  if (info.size > expected) throw new IntegrityError('size', String(expected), String(info.size), `${where} is longer than its metadata says`);
+}
+
+function readWhole(ctx: FetchContext, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
+  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  const raw = readWholeObject(ctx.store, span, {
+    concurrency: options.concurrency ?? ctx.config.restoreConcurrency,
+    partSize: options.partSize ?? ctx.config.partSize,
+    signal: options.signal,
+  });
+  if (found.metadata.format === 'plain') return raw;
+  return chain(raw, createDecryptStream({ keyRing: ctx.keyRing, identity, plaintextSize: found.metadata.plaintextSize }));
+}
+
+function readRange(ctx: FetchContext, found: LocatedSegment, identity: SegmentIdentity, plan: ReadPlan, options: FetchOptions): Readable {
+  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  const { metadata } = found;
+  if (metadata.format === 'plain' || metadata.header === undefined) return readObjectRange(ctx.store, span, plan.start, plan.end, options.signal);
+  const header = parseHeader(metadata.header);
+  const chunks = planRange(metadata.plaintextSize, header.chunkLog2, plan.start, plan.end);
+  const raw = readObjectRange(ctx.store, span, chunks.cipherStart, chunks.cipherEnd, options.signal);
+  return chain(raw, createDecryptStream({ keyRing: ctx.keyRing, identity, plaintextSize: metadata.plaintextSize, header: header.raw, range: chunks }));
+}
+
+/**
+ * Streams joined so that an error anywhere, or the consumer giving up, destroys every one of them (open GETs
+ * included); the error reaches whoever reads the last stream.
+ */
+function chain(first: Readable, ...rest: Transform[]): Readable {
+  return rest.reduce<Readable>((prev, next) => pipeline(prev, next, () => undefined), first);
+}
+
+/** A pass-through reporting progress at most 10 times a second, and once at the end. */
+function progress(meter: VerifyingMeter, total: number, report: (written: number, total: number) => void): Transform {
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      const now = Date.now();
+      if (now - last >= 100) {
+        last = now;
+        report(meter.bytes, total);
+      }
+      done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      report(meter.bytes, total);
+      done();
+    },
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * Reads the bytes of a stored object as one ordered stream, either with one streaming GET or with a small
+ * bounded pipeline of ranged GETs: up to `concurrency` parts of `partSize` bytes in flight, handed on in
+ * order. Memory is bounded by concurrency × partSize whatever the object's size (the lib-storage pattern,
+ * read side). Every GET carries If-Match with the ETag of the HEAD, so all parts come from one object.
+ */
+import { Readable } from 'node:stream';
+import { TruncatedError } from '../core/errors.ts';
+import type { BucketRef, S3Store } from '../core/s3Store.ts';
+
+/** The store operations a read needs (an S3Store, or a wrapper of one in tests). */
+export type GetStore = Pick<S3Store, 'get'>;
+
+export interface ObjectSpan {
+  readonly ref: BucketRef;
+  readonly key: string;
+  /** Bytes of the object the HEAD reported. */
+  readonly size: number;
+  readonly etag: string | undefined;
+}
+
+export interface ReadOptions {
+  /** Parts in flight; 1 reads the object with one streaming GET. */
+  readonly concurrency: number;
+  readonly partSize: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The whole object as a stream (nothing is requested for an empty object). */
+export function readWholeObject(store: GetStore, span: ObjectSpan, options: ReadOptions): Readable {
+  if (span.size === 0) return Readable.from([]);
+  if (options.concurrency <= 1 || span.size <= options.partSize) {
+    return lazyGet(store, span, undefined, options.signal);
+  }
+  return Readable.from(partsInOrder(store, span, options), { objectMode: false, highWaterMark: 1 });
+}
+
+/** Exactly one ranged GET of the inclusive byte span start..end. */
+export function readObjectRange(store: GetStore, span: ObjectSpan, start: number, end: number, signal?: AbortSignal): Readable {
+  return lazyGet(store, span, { start, end }, signal);
+}
+
+/** A stream that issues its GET when first read, so a failing pipeline set-up costs no request. */
+function lazyGet(store: GetStore, span: ObjectSpan, range: { start: number; end: number } | undefined, signal: AbortSignal | undefined): Readable {
+  async function* body(): AsyncGenerator<Buffer> {
+    const stream = await store.get(span.ref, span.key, range, signal, span.etag);
+    for await (const chunk of stream) yield asBuffer(chunk);
+  }
+  return Readable.from(body(), { objectMode: false, highWaterMark: 1 });
+}
+
+async function fetchPart(store: GetStore, span: ObjectSpan, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
+  const stream = await store.get(span.ref, span.key, { start, end }, signal, span.etag);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    const b = asBuffer(chunk);
+    chunks.push(b);
+    length += b.length;
+  }
+  if (length !== end - start + 1) {
+    throw new TruncatedError(
+      `s3://${span.ref.bucket}/${span.key}: bytes ${start}-${end} came back as ${length} bytes; the object is shorter than its HEAD said (changed during the restore?)`,
+      -1,
+    );
+  }
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length);
+}
+
+async function* partsInOrder(store: GetStore, span: ObjectSpan, options: ReadOptions): AsyncGenerator<Buffer> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const inFlight: Promise<Buffer>[] = [];
+  let next = 0;
+  const launch = () => {
+    const start = next;
+    const end = Math.min(span.size, start + options.partSize) - 1;
+    next = end + 1;
+    const part = fetchPart(store, span, start, end, controller.signal);
+    part.catch(() => undefined); // observed when awaited in order; never an unhandled rejection
+    inFlight.push(part);
+  };
+  try {
+    while (next < span.size && inFlight.length < options.concurrency) launch();
+    for (let part = inFlight.shift(); part !== undefined; part = inFlight.shift()) {
+      const bytes = await part;
+      if (next < span.size) launch();
+      yield bytes;
+    }
+  } finally {
+    // Early exit (error downstream, abort): stop the parts still in flight.
+    if (inFlight.length > 0) controller.abort(new Error('restore stopped'));
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function asBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return Buffer.from(String(chunk));
+}

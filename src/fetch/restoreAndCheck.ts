@@ -1,0 +1,28 @@
+/**
+ * A restore followed by a check of its answer against what the caller knows of the source: for `npm start`'s
+ * demo and for operators' scripts ("restore this and prove it is what we stored").
+ */
+import { IntegrityError } from '../core/errors.ts';
+import type { FetchAnswer } from '../core/messages.ts';
+import { fetchSegment, type FetchContext, type FetchOptions } from './fetchSegment.ts';
+
+export interface ExpectedBytes {
+  /** Hex SHA-256 of the bytes the restore must write (the whole segment, or the range's slice). */
+  readonly sha256: string;
+  /** Bytes the restore must write. */
+  readonly bytes: number;
+}
+
+/**
+ * Restores `invocation` and throws IntegrityError unless the bytes written have the expected size and SHA-256.
+ * @example
+ *   await restoreAndCheck(fetchContext(runtime), { dataspace: 'demo', segmentId: 'seg-1', destination: 'file:///restore/seg-1' },
+ *     { sha256: announced.sha256, bytes: announced.size });
+ */
+export async function restoreAndCheck(ctx: FetchContext, invocation: unknown, expected: ExpectedBytes, options: FetchOptions = {}): Promise<FetchAnswer> {
+  const answer = await fetchSegment(ctx, invocation, options);
+  const where = `restore to ${answer.key} from s3://${answer.bucket}`;
+  if (answer.bytesWritten !== expected.bytes) throw new IntegrityError('size', String(expected.bytes), String(answer.bytesWritten), where);
+  if (answer.sha256 !== expected.sha256) throw new IntegrityError('sha256', expected.sha256, answer.sha256, where);
+  return answer;
+}

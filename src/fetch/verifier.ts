@@ -1,0 +1,43 @@
+/**
+ * The last check before bytes reach a destination: counts and hashes what passes and, when the stream ends,
+ * compares it with what the object's metadata promised. Because the check runs in `flush`, a destination sees
+ * the end of its input only when every byte was authenticated (format v1) or matched the stored SHA-256
+ * (`plain`): a file is renamed into place, or a multipart upload completed, only then.
+ */
+import type { TransformCallback } from 'node:stream';
+import { Sha256Meter } from '../core/checksums.ts';
+import { IntegrityError, TruncatedError } from '../core/errors.ts';
+
+export interface Expectation {
+  /** Bytes that must pass. */
+  readonly size: number;
+  /** Hex SHA-256 they must have (plain objects, whole restores). */
+  readonly sha256?: string | undefined;
+  /** Names the object in error messages. */
+  readonly what: string;
+}
+
+export class VerifyingMeter extends Sha256Meter {
+  constructor(private readonly expected: Expectation) {
+    super();
+  }
+  override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
+    if (this.bytes + chunk.length > this.expected.size) {
+      done(new IntegrityError('size', String(this.expected.size), `more than ${this.expected.size} bytes`, this.expected.what));
+      return;
+    }
+    super._transform(chunk, enc, done);
+  }
+  override _flush(done: TransformCallback): void {
+    super._flush((err) => {
+      if (err) return done(err);
+      if (this.bytes < this.expected.size) {
+        return done(new TruncatedError(`${this.expected.what}: ended after ${this.bytes} of ${this.expected.size} bytes: it was truncated`, -1));
+      }
+      if (this.expected.sha256 !== undefined && this.sha256 !== this.expected.sha256) {
+        return done(new IntegrityError('sha256', this.expected.sha256, this.sha256, `${this.expected.what} (stored bks-sha256)`));
+      }
+      done();
+    });
+  }
+}
