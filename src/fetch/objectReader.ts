@@ -5,7 +5,7 @@
  * read side). Every GET carries If-Match with the ETag of the HEAD, so all parts come from one object.
  */
 import { Readable } from 'node:stream';
-import { TruncatedError } from '../core/errors.ts';
+import { BucketStorageError, StorageError, TruncatedError } from '../core/errors.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
 
 /** The store operations a read needs (an S3Store, or a wrapper of one in tests). */
@@ -40,16 +40,65 @@ export function readObjectRange(store: GetStore, span: ObjectSpan, start: number
   return lazyGet(store, span, { start, end }, signal);
 }
 
-/** A stream that issues its GET when first read, so a failing pipeline set-up costs no request. */
+/** Resumptions of one read after a connection broke mid-body (each resumes where the bytes stopped). */
+export const RESUME_ATTEMPTS = 5;
+const RESUMABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNREFUSED', 'UND_ERR_SOCKET']);
+
+/**
+ * True for failures a new request may cure: a connection reset or cut mid-body, or a StorageError the SDK
+ * retries already gave up on as retryable. A body that ends cleanly but short is NOT resumed: the object
+ * itself is short, and the size checks downstream report it as truncated.
+ */
+function isResumable(err: unknown): boolean {
+  if (err instanceof StorageError) return err.retryable;
+  if (err instanceof BucketStorageError || !(err instanceof Error)) return false;
+  const code = 'code' in err ? String(err.code) : '';
+  return RESUMABLE_CODES.has(code) || err.message === 'aborted' || err.name === 'TimeoutError';
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A stream that issues its GET when first read, so a failing pipeline set-up costs no request. If the
+ * connection breaks mid-body, it resumes with a ranged GET from the first byte not yet passed on (If-Match
+ * keeps every request on the same object version), at most RESUME_ATTEMPTS times.
+ */
 function lazyGet(store: GetStore, span: ObjectSpan, range: { start: number; end: number } | undefined, signal: AbortSignal | undefined): Readable {
   async function* body(): AsyncGenerator<Buffer> {
-    const stream = await store.get(span.ref, span.key, range, signal, span.etag);
-    for await (const chunk of stream) yield asBuffer(chunk);
+    const last = range?.end ?? span.size - 1;
+    let offset = range?.start ?? 0;
+    for (let failures = 0; ; ) {
+      const resumed = range === undefined && offset === 0 ? undefined : { start: offset, end: last };
+      try {
+        const stream = await store.get(span.ref, span.key, resumed, signal, span.etag);
+        for await (const chunk of stream) {
+          const b = asBuffer(chunk);
+          offset += b.length;
+          yield b;
+        }
+        return;
+      } catch (err) {
+        if (signal?.aborted || offset > last || !isResumable(err) || ++failures > RESUME_ATTEMPTS) throw err;
+        await pause(50 * 2 ** failures);
+      }
+    }
   }
   return Readable.from(body(), { objectMode: false, highWaterMark: 1 });
 }
 
+/** One ranged part, read whole; retried from scratch when the connection breaks. */
 async function fetchPart(store: GetStore, span: ObjectSpan, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
+  for (let failures = 0; ; ) {
+    try {
+      return await fetchPartOnce(store, span, start, end, signal);
+    } catch (err) {
+      if (signal.aborted || !isResumable(err) || ++failures > RESUME_ATTEMPTS) throw err;
+      await pause(50 * 2 ** failures);
+    }
+  }
+}
+
+async function fetchPartOnce(store: GetStore, span: ObjectSpan, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
   const stream = await store.get(span.ref, span.key, { start, end }, signal, span.etag);
   const chunks: Buffer[] = [];
   let length = 0;

@@ -1,0 +1,94 @@
+/**
+ * Chaos: 500 restores (whole and ranged) through a proxy that fails or breaks 10% of S3 requests
+ * (500, 503 SlowDown, connection reset mid-body, stall, response cut short). Every restore must end with
+ * exactly the stored bytes: SDK retries absorb answered faults, the object reader resumes broken bodies.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/core/runtime.ts';
+import { fetchSegment } from '../../src/fetch/index.ts';
+import { startFaultProxy, type FaultProxy } from '../support/faultProxy.ts';
+import { startHarness, type Harness } from '../support/fetchHarness.ts';
+import { patternBytes } from '../support/sourceData.ts';
+import { storeSegment } from '../support/storeSegment.ts';
+import { recordChaos, scaled } from './summary.ts';
+
+const RESTORES = 500;
+const SEGMENTS = scaled(40, 20);
+
+let h: Harness;
+let proxy: FaultProxy;
+let direct: Runtime;
+let faulty: Runtime;
+const attempts = { commands: 0, sent: 0 };
+
+beforeAll(async () => {
+  h = await startHarness('chaos-restores');
+  direct = await h.runtime({ S3_STORAGE_CHUNK_LOG2: '16' });
+  proxy = await startFaultProxy({
+    target: h.servers.endpoint,
+    seed: 42,
+    stallMs: 300,
+    rules: [{ match: () => true, kinds: ['status500', 'slowDown503', 'resetMidBody', 'cutShort', 'stall'], rate: 0.1 }],
+  });
+  faulty = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint });
+  const client = faulty.clients.s3();
+  client.middlewareStack.add((next) => async (args) => (attempts.commands++, next(args)), { step: 'initialize', name: 'chaosCommands' });
+  client.middlewareStack.add((next) => async (args) => (attempts.sent++, next(args)), { step: 'deserialize', name: 'chaosAttempts' });
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await h?.close();
+});
+
+describe('restores under S3 faults', () => {
+  it(`${RESTORES} restores of ${SEGMENTS} segments with 10% of S3 requests failing or broken all end correct`, async () => {
+    const key = direct.keyRing.current;
+    const segments: { id: string; size: number; seed: string; encrypted: boolean }[] = [];
+    proxy.setEnabled(false);
+    for (let i = 0; i < SEGMENTS; i++) {
+      const size = [0, 1, 65535, 65537, 300_000, 2_500_000][i % 6] ?? 1;
+      const seg = { id: `chaos-${i}`, size, seed: `seed-${i}`, encrypted: i % 4 !== 3 };
+      await storeSegment(direct.store, h.bucket, { dataspace: 'chaos', segmentId: seg.id }, size, seg.seed, { key: seg.encrypted ? key : undefined, chunkLog2: 16 });
+      segments.push(seg);
+    }
+    proxy.setEnabled(true);
+
+    let losses = 0;
+    let checked = 0;
+    const ctx = h.context(faulty);
+    let next = 0;
+    const worker = async () => {
+      for (let n = next++; n < RESTORES; n = next++) {
+        const seg = segments[n % segments.length]!;
+        const bytes = patternBytes(seg.size, seg.seed);
+        const ranged = n % 3 === 0 && seg.size > 10;
+        const start = ranged ? (n * 7919) % seg.size : 0;
+        const end = ranged ? Math.min(seg.size - 1, start + ((n * 104729) % 200_000)) : seg.size - 1;
+        const path = join(h.root, `r-${n}`);
+        const invocation = { dataspace: 'chaos', segmentId: seg.id, destination: `file://${path}`, ...(ranged ? { range: { start, end } } : {}) };
+        const expected = seg.size === 0 ? Buffer.alloc(0) : bytes.subarray(start, end + 1);
+        try {
+          const answer = await fetchSegment(ctx, invocation);
+          const written = await readFile(path);
+          const ok = written.equals(expected) && answer.sha256 === createHash('sha256').update(expected).digest('hex');
+          if (!ok) losses++;
+        } catch (err) {
+          losses++;
+          console.error(`restore ${n} (${seg.id}, ${ranged ? `${start}-${end}` : 'whole'}) failed: ${(err as Error).name}: ${(err as Error).message}`);
+        }
+        checked++;
+        await rm(path, { force: true });
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    const { forwarded: _f, ...faults } = proxy.counts;
+    recordChaos({ scenario: 'restores, 10% S3 faults', faults, retried: attempts.sent - attempts.commands + (attempts.commands - RESTORES * 2), segmentsChecked: checked, losses, foreignDeletions: 0 });
+    expect(checked).toBe(RESTORES);
+    expect(losses).toBe(0);
+    expect(Object.values(faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(RESTORES / 10);
+    expect(await h.rootEntries()).toEqual([]);
+  });
+});
