@@ -40,7 +40,6 @@ export function createClients(config: Config): Clients {
   const common = { maxAttempts: MAX_ATTEMPTS, retryMode: 'adaptive', ...(credentials ? { credentials } : {}) } as const;
   const handler = requestHandler();
   const s3ByRegion = new Map<string, S3Client>();
-  const otherRegion = process.env.AWS_REGION ?? config.region;
   let sqs: SQSClient | undefined;
   let kms: KMSClient | undefined;
   return {
@@ -62,11 +61,17 @@ export function createClients(config: Config): Clients {
       return client;
     },
     get sqs() {
-      sqs ??= new SQSClient({ ...common, region: otherRegion, requestHandler: handler });
+      sqs ??= new SQSClient({
+        ...common,
+        region: config.awsRegion,
+        requestHandler: handler,
+        // Queue URLs of local servers name hosts that do not resolve: with an endpoint set, use it, not the URL.
+        ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint, useQueueUrlAsEndpoint: false } : {}),
+      });
       return sqs;
     },
     get kms() {
-      kms ??= new KMSClient({ ...common, region: otherRegion, requestHandler: handler });
+      kms ??= new KMSClient({ ...common, region: config.awsRegion, requestHandler: handler });
       return kms;
     },
   };

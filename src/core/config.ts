@@ -40,6 +40,10 @@ export interface Config {
   readonly transferConcurrency: number;
   /** Ranged GETs in flight for a whole restore; 1 reads the object with one streaming GET. */
   readonly restoreConcurrency: number;
+  /** SQS endpoint from the SDK's own AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL (local servers), if set. */
+  readonly sqsEndpoint: string | undefined;
+  /** Region of the SQS and KMS clients: AWS_REGION, else S3_STORAGE_REGION. */
+  readonly awsRegion: string;
 }
 
 const BUCKET_FORM = '3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
@@ -52,7 +56,14 @@ const bool = (name: string) =>
   z
     .enum(['true', 'false', 'TRUE', 'FALSE', 'True', 'False', '1', '0'], { error: `${name} expects true or false` })
     .transform((v) => v.toLowerCase() === 'true' || v === '1');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'is not an http(s) URL; expected a form like http://127.0.0.1:4566' });
+const isHttpUrl = (v: string): boolean => {
+  try {
+    return ['http:', 'https:'].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+};
+const httpUrl = z.string().refine(isHttpUrl, 'is not an http(s) URL; expected a form like http://127.0.0.1:4566');
 const absolutePath = z.string().refine(isAbsolute, 'is not an absolute path; expected a form like /mnt/segments');
 const intIn = (min: number, max: number, unit: string) =>
   z
@@ -175,6 +186,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? 20,
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
+    sqsEndpoint: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || undefined,
+    awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,
     restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,
   };
   return Object.freeze(config);

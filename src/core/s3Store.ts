@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
-import { StorageError } from './errors.ts';
+import { BucketStorageError, StorageError } from './errors.ts';
 
 export interface BucketRef {
   readonly bucket: string;
@@ -130,6 +130,8 @@ export class S3Store {
       const out = await upload.done();
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
+      // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
+      if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
     }
   }

@@ -25,7 +25,7 @@ import { openDestination, type PutStore } from './destination.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
 import { checkPlainRange } from './range.ts';
-import { VerifyingMeter } from './verifier.ts';
+import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 export interface FetchContext {
   readonly config: Config;

@@ -17,7 +17,8 @@ export interface LocalServers {
   readonly endpoint: string;
   readonly region: string;
   createBucket(name: string): void;
-  /** A queue with a dead-letter queue `<name>-dlq`, redriven after `maxReceiveCount` receives. */
+  /** A queue with a dead-letter queue `<name>-dlq`, redriven after `maxReceiveCount` receives. Its URLs name
+   *  sqs.<region>.localhost, which does not resolve: SQS clients reach it through AWS_ENDPOINT_URL_SQS (env()). */
   createQueue(name: string, options?: { maxReceiveCount?: number; visibilityTimeoutSeconds?: number }): QueuePair;
   /** The environment a function or the CLI needs to talk to these servers (credentials are dummies). */
   env(): Record<string, string>;
@@ -26,10 +27,8 @@ export interface LocalServers {
 
 export async function startLocalServers(options: { port?: number; region?: string } = {}): Promise<LocalServers> {
   const region = options.region ?? 'us-east-1';
-  const server = await startFauxqs({ port: options.port ?? 0, host: '127.0.0.1', logger: false, defaultRegion: region });
+  const server = await startFauxqs({ port: options.port ?? 0, logger: false, defaultRegion: region });
   const endpoint = `http://127.0.0.1:${server.port}`;
-  // fauxqs names queue URLs after sqs.<region>.localhost, which does not resolve: rewrite them to the endpoint.
-  const localUrl = (url: string) => url.replace(/^https?:\/\/[^/]+/, endpoint);
   return {
     endpoint,
     region,
@@ -44,7 +43,7 @@ export async function startLocalServers(options: { port?: number; region?: strin
           RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.queueArn, maxReceiveCount: String(opts.maxReceiveCount ?? 3) }),
         },
       });
-      return { url: localUrl(queue.queueUrl), arn: queue.queueArn, dlqUrl: localUrl(dlq.queueUrl), dlqArn: dlq.queueArn };
+      return { url: queue.queueUrl, arn: queue.queueArn, dlqUrl: dlq.queueUrl, dlqArn: dlq.queueArn };
     },
     env() {
       return {

@@ -1,12 +1,18 @@
 /** The command table of the CLI; each command lives in its own module. */
 import type { Command } from '../command.ts';
 import { decryptCommand, encryptCommand } from './encrypt.ts';
+import { enqueueCommand } from './enqueue.ts';
+import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
+import { serveCommand } from './serve.ts';
 import { restoreCommand } from './restore.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
   decrypt: decryptCommand,
   key: keyCommand,
+  enqueue: enqueueCommand,
+  invoke: invokeCommand,
+  serve: serveCommand,
   restore: restoreCommand,
 };

@@ -1,12 +1,12 @@
 /**
- * The last check before bytes reach a destination: counts and hashes what passes and, when the stream ends,
+ * The last check before bytes move on (to a restore destination, or into an upload): counts and hashes what passes and, when the stream ends,
  * compares it with what the object's metadata promised. Because the check runs in `flush`, a destination sees
  * the end of its input only when every byte was authenticated (format v1) or matched the stored SHA-256
  * (`plain`): a file is renamed into place, or a multipart upload completed, only then.
  */
 import type { TransformCallback } from 'node:stream';
-import { Sha256Meter } from '../core/checksums.ts';
-import { IntegrityError, TruncatedError } from '../core/errors.ts';
+import { Sha256Meter } from './checksums.ts';
+import { IntegrityError, TruncatedError } from './errors.ts';
 
 export interface Expectation {
   /** Bytes that must pass. */

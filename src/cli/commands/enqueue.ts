@@ -1,0 +1,27 @@
+import { createClients } from '../../core/clients.ts';
+import { loadConfig } from '../../core/config.ts';
+import { segmentAnnouncementSchema } from '../../core/messages.ts';
+import { sendMessage } from '../../core/queues.ts';
+import { requireOption, UsageError, type Command } from '../command.ts';
+
+export const enqueueCommand: Command = {
+  summary: 'sends a segment announcement to S3_STORAGE_SEGMENTS_QUEUE_URL',
+  usage: 'enqueue --dataspace D --segment S --source URL [--size N] [--sha256 H]',
+  options: { dataspace: { type: 'string' }, segment: { type: 'string' }, source: { type: 'string' }, size: { type: 'string' }, sha256: { type: 'string' } },
+  async run(ctx) {
+    const config = loadConfig(ctx.env);
+    const size = ctx.values.size;
+    if (size !== undefined && (typeof size !== 'string' || !/^\d+$/.test(size))) throw new UsageError(`--size ${String(size)}: expected a whole number of bytes`);
+    const message = {
+      version: 1,
+      dataspace: requireOption(ctx, 'dataspace'),
+      segmentId: requireOption(ctx, 'segment'),
+      source: requireOption(ctx, 'source'),
+      ...(size !== undefined ? { size: Number(size) } : {}),
+      ...(typeof ctx.values.sha256 === 'string' ? { sha256: ctx.values.sha256 } : {}),
+    };
+    const id = await sendMessage(createClients(config).sqs, config.segmentsQueueUrl, 'S3_STORAGE_SEGMENTS_QUEUE_URL', segmentAnnouncementSchema, message, 'segment announcement');
+    ctx.stdout.write(`${JSON.stringify({ messageId: id, ...message })}\n`);
+    return 0;
+  },
+};

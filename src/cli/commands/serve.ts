@@ -1,0 +1,41 @@
+import { createClients } from '../../core/clients.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { loadConfig } from '../../core/config.ts';
+import { serveQueue } from '../../local/serve.ts';
+import { UsageError, type Command } from '../command.ts';
+
+export const serveCommand: Command = {
+  summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
+  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N]',
+  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' } },
+  async run(ctx) {
+    const config = loadConfig(ctx.env);
+    if (config.segmentsQueueUrl === undefined) throw new ConfigError('S3_STORAGE_SEGMENTS_QUEUE_URL', 'S3_STORAGE_SEGMENTS_QUEUE_URL is not set; serve polls that queue');
+    const num = (name: string, min: number, max: number): number | undefined => {
+      const v = ctx.values[name];
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} ${String(v)}: expected a whole number ${min}..${max}`);
+      return n;
+    };
+    const { handler } = await import('../../../functions/upload.ts');
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    ctx.stderr.write(`serve: polling ${config.segmentsQueueUrl}\n`);
+    const totals = await serveQueue({
+      sqs: createClients(config).sqs,
+      queueUrl: config.segmentsQueueUrl,
+      region: config.region,
+      handler: (event, context) => handler(event, context),
+      batchSize: num('batch-size', 1, 10),
+      retryDelaySeconds: num('retry-delay', 0, 43200),
+      stopWhenIdleFor: num('until-idle', 1, 1_000_000),
+      signal: controller.signal,
+      onBatch: (received, failed) => ctx.stderr.write(`serve: batch of ${received}, ${failed} failed\n`),
+    });
+    ctx.stdout.write(`${JSON.stringify(totals)}\n`);
+    return 0;
+  },
+};
