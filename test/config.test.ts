@@ -1,0 +1,129 @@
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { createClients } from '../src/core/clients.ts';
+import { CONFIG_VARIABLES, loadConfig } from '../src/core/config.ts';
+import { ConfigError } from '../src/core/errors.ts';
+
+const SECRET = 'a-very-secret-encryption-key-0123456789abcdefghijklmnopqrstuvwxyzABCD';
+const BASE = { S3_STORAGE_BUCKET: 'logs-bucket', S3_STORAGE_REGION: 'eu-west-1', S3_STORAGE_ENCRYPTION_KEY: SECRET };
+
+/** Per variable: a good value, a bad value, and (for the good one) what the config must then hold. */
+const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<typeof loadConfig>) => void }> = {
+  S3_STORAGE_BUCKET: { good: 'my.logs-2026', bad: 'My_Bucket', check: (c) => expect(c.bucket).toBe('my.logs-2026') },
+  S3_STORAGE_REGION: { good: 'ap-southeast-2', bad: 'EU WEST', check: (c) => expect(c.region).toBe('ap-southeast-2') },
+  S3_STORAGE_ENCRYPTION_KEY: { good: 'off', bad: '', check: (c) => expect(c.encryption.mode).toBe('off') },
+  S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: { good: '["old-1","old,2"]', bad: '["ok", 3]', check: (c) => expect(c.previousKeys.map((k) => k.reveal())).toEqual(['old-1', 'old,2']) },
+  S3_STORAGE_KMS_KEY_ARN: { good: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', bad: 'alias/mine', check: (c) => expect(c.kmsKeyArn).toMatch(/^arn:aws:kms/) },
+  S3_STORAGE_OBJECT_KEY_PREFIX: { good: '/cluster-a/logs/', bad: 'a/../b', check: (c) => expect(c.keyPrefix).toBe('cluster-a/logs/') },
+  S3_STORAGE_ACCESSKEY: { good: 'AKIAEXAMPLE123', bad: 'has space' },
+  S3_STORAGE_SECRETKEY: { good: 'wJalrXUtnFEMI/K7MDENG', bad: '' },
+  S3_STORAGE_ENDPOINT_BASE: { good: 'http://127.0.0.1:9000', bad: 'ftp://host', check: (c) => expect(c.endpoint).toBe('http://127.0.0.1:9000') },
+  S3_STORAGE_PATH_STYLE_ACCESS: { good: 'true', bad: 'yes', check: (c) => expect(c.forcePathStyle).toBe(true) },
+  USING_EPHEMERAL_DISKS: { good: 'TRUE', bad: 'maybe', check: (c) => expect(c.ephemeralDisks).toBe(true) },
+  S3_STORAGE_STATE_BUCKET: { good: 'state-bucket', bad: 'x', check: (c) => expect(c.stateBucket).toBe('state-bucket') },
+  S3_STORAGE_SEGMENTS_QUEUE_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/segments', bad: 'segments', check: (c) => expect(c.segmentsQueueUrl).toContain('segments') },
+  S3_STORAGE_DELETIONS_QUEUE_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/deletions', bad: 'not a url', check: (c) => expect(c.deletionsQueueUrl).toContain('deletions') },
+  S3_STORAGE_SOURCE_ROOT: { good: '/mnt/segments', bad: 'relative/dir', check: (c) => expect(c.sourceRoot).toBe('/mnt/segments') },
+  S3_STORAGE_RESTORE_ROOT: { good: '/mnt/restore', bad: './restore', check: (c) => expect(c.restoreRoot).toBe('/mnt/restore') },
+  S3_STORAGE_CHUNK_LOG2: { good: '16', bad: '25', check: (c) => expect(c.chunkLog2).toBe(16) },
+  S3_STORAGE_PART_SIZE_MIB: { good: '64', bad: '4', check: (c) => expect(c.partSize).toBe(64 * 1024 * 1024) },
+  S3_STORAGE_TRANSFER_CONCURRENCY: { good: '8', bad: '0', check: (c) => expect(c.transferConcurrency).toBe(8) },
+  S3_STORAGE_RESTORE_CONCURRENCY: { good: '4', bad: 'four', check: (c) => expect(c.restoreConcurrency).toBe(4) },
+};
+
+/** Variables that only make sense in pairs get their partner. */
+function withPartner(name: string, value: string): Record<string, string> {
+  if (name === 'S3_STORAGE_ACCESSKEY') return { [name]: value, S3_STORAGE_SECRETKEY: 'partner-secret' };
+  if (name === 'S3_STORAGE_SECRETKEY') return { [name]: value, S3_STORAGE_ACCESSKEY: 'AKIAPARTNER' };
+  return { [name]: value };
+}
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('has a case for every variable it knows', () => {
+    expect(Object.keys(CASES).sort()).toEqual([...CONFIG_VARIABLES].sort());
+  });
+
+  for (const name of CONFIG_VARIABLES) {
+    const c = CASES[name]!;
+    it(`${name}: a good value is accepted`, () => {
+      const config = loadConfig({ ...BASE, ...withPartner(name, c.good) });
+      c.check?.(config);
+    });
+    it(`${name}: a bad value fails naming the variable, without echoing secrets`, () => {
+      const err = configError({ ...BASE, ...withPartner(name, c.bad) });
+      expect(err.variable).toBe(name);
+      expect(err.message).toContain(name);
+      expect(err.message).not.toContain(SECRET);
+      const secret = ['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY'].includes(name);
+      if (secret && c.bad !== '') expect(err.message).not.toContain(c.bad);
+    });
+  }
+
+  it('required variables are named when missing', () => {
+    for (const name of ['S3_STORAGE_BUCKET', 'S3_STORAGE_REGION', 'S3_STORAGE_ENCRYPTION_KEY']) {
+      const env: Record<string, string> = { ...BASE };
+      delete env[name];
+      const err = configError(env);
+      expect(err.variable).toBe(name);
+      expect(err.message).toMatch(/not set.*required/);
+    }
+  });
+
+  it('refuses an unknown S3_STORAGE_ variable (a typo) and ignores unrelated ones', () => {
+    expect(configError({ ...BASE, S3_STORAGE_BUKET: 'x' }).variable).toBe('S3_STORAGE_BUKET');
+    expect(() => loadConfig({ ...BASE, PATH: '/usr/bin', AWS_REGION: 'eu-west-1' })).not.toThrow();
+  });
+
+  it('static credentials go together', () => {
+    expect(configError({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIAONLY' }).variable).toBe('S3_STORAGE_SECRETKEY');
+    expect(configError({ ...BASE, S3_STORAGE_SECRETKEY: 'only-secret' }).variable).toBe('S3_STORAGE_ACCESSKEY');
+  });
+
+  it('previous keys: a JSON array or a comma-separated list, never "off"', () => {
+    expect(loadConfig({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1, k2' }).previousKeys.map((k) => k.reveal())).toEqual(['k1', 'k2']);
+    expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1,off' }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
+    expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: '[broken' }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
+  });
+
+  it('the config is frozen and never prints a secret', () => {
+    const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIAX1', S3_STORAGE_SECRETKEY: 'the-secret-access-key', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'old-secret-key' });
+    expect(Object.isFrozen(config)).toBe(true);
+    for (const text of [JSON.stringify(config), inspect(config, { depth: 10 }), String(config.encryption.mode === 'on' && config.encryption.current)]) {
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('the-secret-access-key');
+      expect(text).not.toContain('old-secret-key');
+    }
+  });
+
+  it('static credentials take precedence over the default provider chain', async () => {
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = 'AKIAFROMENV';
+    process.env.AWS_SECRET_ACCESS_KEY = 'from-env';
+    try {
+      const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIASTATIC', S3_STORAGE_SECRETKEY: 'static-secret' });
+      const clients = createClients(config);
+      for (const credentials of [clients.s3().config.credentials, clients.sqs.config.credentials, clients.kms.config.credentials]) {
+        const resolved = await credentials();
+        expect(resolved.accessKeyId).toBe('AKIASTATIC');
+        expect(resolved.secretAccessKey).toBe('static-secret');
+      }
+      const chain = await createClients(loadConfig(BASE)).s3().config.credentials();
+      expect(chain.accessKeyId).toBe('AKIAFROMENV');
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
+  });
+});
