@@ -265,17 +265,21 @@ export function createDecryptStream(options: DecryptOptions): Transform {
     }
     options.onHeader?.(header);
   };
-  const open = (stream: Transform, sealed: Buffer, last: boolean) => {
+  /** The plaintext of chunk `index` if its tag verifies with the given last flag, else undefined. */
+  const tryOpen = (sealed: Buffer, last: boolean): Buffer | undefined => {
     const decipher = createDecipheriv('aes-256-gcm', objectKey as Buffer, nonceFor(index, last));
     decipher.setAAD((header as Header).raw);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
-    let plain: Buffer;
     try {
-      plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
       decipher.final();
+      return plain;
     } catch {
-      throw new AuthenticationError(index);
+      return undefined;
     }
+  };
+  const release = (stream: Transform, chunk: Buffer, last: boolean) => {
+    let plain = chunk;
     index++;
     if (last) finished = true;
     if (skip > 0) {
@@ -286,6 +290,11 @@ export function createDecryptStream(options: DecryptOptions): Transform {
     if (plain.length > remaining) plain = plain.subarray(0, remaining);
     remaining -= plain.length;
     if (plain.length > 0) stream.push(plain);
+  };
+  const open = (stream: Transform, sealed: Buffer, last: boolean) => {
+    const plain = tryOpen(sealed, last);
+    if (plain === undefined) throw new AuthenticationError(index);
+    release(stream, plain, last);
   };
   /** Opens every chunk that is complete; with an unknown layout, holds back one that might be the last. */
   const drain = (stream: Transform) => {
@@ -340,7 +349,14 @@ export function createDecryptStream(options: DecryptOptions): Transform {
             );
           }
           if (queue.length < TAG_SIZE + (index === 0 ? 0 : 1)) throw new TruncatedError(`object ends inside chunk ${index} (${queue.length} bytes, shorter than a tag): it was truncated`, index);
-          open(this, queue.take(queue.length), true);
+          const sealed = queue.take(queue.length);
+          const plain = tryOpen(sealed, true);
+          if (plain !== undefined) release(this, plain, true);
+          else if (sealed.length === chunkSize + TAG_SIZE && tryOpen(sealed, false) !== undefined) {
+            // A full chunk that verifies only as a middle chunk: the object was cut at a chunk boundary. Its
+            // bytes are authentic, but the stream fails here all the same.
+            throw new TruncatedError(`object ends at a chunk boundary after chunk ${index} without its final chunk: it was truncated`, index + 1);
+          } else throw new AuthenticationError(index);
         }
         done();
       } catch (err) {
