@@ -1,0 +1,101 @@
+/** The CLI as an operator runs it: a child process, stdin → stdout, one line on stderr on failure. */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { patternStream } from './support/sourceData.ts';
+
+const SECRET = 'cli-test-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP';
+const env = { ...process.env, S3_STORAGE_ENCRYPTION_KEY: SECRET };
+let dir: string;
+
+function cli(args: string[], input: { file?: string; stdoutFile?: string } = {}, extraEnv: Record<string, string> = {}) {
+  const stdin = input.file ? openSync(input.file, 'r') : 'ignore';
+  const stdout = input.stdoutFile ? openSync(input.stdoutFile, 'a') : 'pipe';
+  const run = spawnSync(process.execPath, ['bin/bucket-storage.mjs', ...args], { env: { ...env, ...extraEnv }, stdio: [stdin, stdout, 'pipe'], encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (typeof stdin === 'number') closeSync(stdin);
+  if (typeof stdout === 'number') closeSync(stdout);
+  return run;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const c of createReadStream(path)) hash.update(c as Buffer);
+  return hash.digest('hex');
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bks-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('bucket-storage CLI', () => {
+  it('encrypt | decrypt of a 100 MiB file is byte-exact', async () => {
+    const plain = join(dir, 'plain');
+    await pipeline(patternStream(100 * 1024 * 1024, 'cli'), createWriteStream(plain));
+    const out = join(dir, 'roundtrip');
+    // A real shell pipe between two processes.
+    const child = spawn('/bin/sh', ['-c', `node bin/bucket-storage.mjs encrypt --dataspace d --segment s < "${plain}" | node bin/bucket-storage.mjs decrypt --dataspace d --segment s > "${out}"`], { env, stdio: 'inherit' });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(await sha256File(out)).toBe(await sha256File(plain));
+  });
+
+  it('decrypt of a tampered file exits 1 with one line and cuts its output file back', () => {
+    const plain = join(dir, 'small');
+    writeFileSync(plain, Buffer.alloc(3 * 65536 + 10, 1));
+    const sealed = join(dir, 'small.bks');
+    expect(cli(['encrypt', '--dataspace', 'd', '--segment', 's', '--chunk-log2', '16'], { file: plain, stdoutFile: sealed }).status).toBe(0);
+    const bytes = readFileSync(sealed);
+    bytes[48 + 2 * (65536 + 16) + 9] ^= 1; // in chunk 2: chunks 0 and 1 were already written
+    const tampered = join(dir, 'tampered.bks');
+    writeFileSync(tampered, bytes);
+    const out = join(dir, 'out');
+    writeFileSync(out, 'kept\n'); // what the file held before: appending output is cut back to this
+    const run = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: tampered, stdoutFile: out });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/AuthenticationError: authentication failed at chunk 2/);
+    expect(readFileSync(out, 'utf8')).toBe('kept\n');
+  });
+
+  it('a wrong key fails with the unknown key id; a previous key decrypts', () => {
+    const plain = join(dir, 'k');
+    writeFileSync(plain, 'segment bytes');
+    const sealed = join(dir, 'k.bks');
+    cli(['encrypt', '--dataspace', 'd', '--segment', 's'], { file: plain, stdoutFile: sealed });
+    const wrong = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'another-key' });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/UnknownKeyIdError/);
+    const rotated = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'new-key', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: SECRET });
+    expect(rotated.status).toBe(0);
+    expect(rotated.stdout).toBe('segment bytes');
+    expect(wrong.stderr + rotated.stderr).not.toContain(SECRET);
+  });
+
+  it('key prints the object key; bad identifiers name the field', () => {
+    expect(cli(['key', '--dataspace', 'logs', '--segment', 'seg-0001']).stdout).toBe('edb3/bks/logs/seg-0001\n');
+    expect(cli(['key', '--dataspace', 'logs', '--segment', 'seg-0001'], {}, { S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-a' }).stdout).toBe('cluster-a/edb3/bks/logs/seg-0001\n');
+    const bad = cli(['key', '--dataspace', 'a/b', '--segment', 's']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/dataspace "a\/b" contains a character "\/"/);
+    const missing = cli(['key', '--dataspace', 'x']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--segment is required/);
+  });
+
+  it('encrypt with the key off fails clearly; an unknown command exits 2', () => {
+    const plain = join(dir, 'k');
+    const off = cli(['encrypt', '--dataspace', 'd', '--segment', 's'], { file: plain }, { S3_STORAGE_ENCRYPTION_KEY: 'off' });
+    expect(off.status).toBe(1);
+    expect(off.stderr).toMatch(/S3_STORAGE_ENCRYPTION_KEY is off/);
+    expect(cli(['frobnicate']).status).toBe(2);
+    expect(statSync(plain).size).toBeGreaterThan(0);
+  });
+});
