@@ -7,23 +7,20 @@
  *   2. latency of a 64 KiB range read against the segment's size (16 MiB, 256 MiB, 1 GiB): one HEAD plus one
  *      ranged GET whatever the size, so it must not grow.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { deriveKey } from '../src/core/keyRing.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { fetchContext, fetchSegment } from '../src/fetch/fetchSegment.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
 import { storeSegment, type StoredSegment } from '../test/support/storeSegment.ts';
+import { bundleChild, exec, REPO } from './support/child.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const BUCKET = 'bench-fetch';
 const SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij';
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PARALLEL = 4;
 
 interface Timing {
@@ -31,34 +28,6 @@ interface Timing {
   readonly maxRssKiB: number;
   /** RSS of the child once its runtime is built, before the restore (ours only). */
   readonly baselineKiB?: number;
-}
-
-/** Bundles the child like the deployed function (esbuild, ESM, node20), so it runs on plain node. */
-async function bundleChild(dir: string): Promise<string> {
-  const outfile = join(dir, 'restoreChild.mjs');
-  await build({
-    entryPoints: [join(REPO, 'bench/support/restoreChild.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    outfile,
-    logLevel: 'error',
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-  });
-  return outfile;
-}
-
-function exec(cmd: string, args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`))));
-  });
 }
 
 async function ourRestore(child: string, env: Record<string, string>, segmentId: string, target: string, concurrency: number, expected: StoredSegment): Promise<Timing> {
@@ -112,7 +81,7 @@ export async function run(): Promise<void> {
   const envFor = (encrypted: boolean) => ({ ...baseEnv, S3_STORAGE_ENCRYPTION_KEY: encrypted ? SECRET : 'off' });
   const runtime = await createRuntime(envFor(true));
   const key = await deriveKey(SECRET);
-  const child = await bundleChild(root);
+  const child = await bundleChild(join(REPO, 'bench/support/restoreChild.ts'), root);
   try {
     console.log(`whole restore of a 1 GiB segment to a file (fsync + rename), child process; aws-cli ${'s3 cp'} of the same object, same server`);
     console.log('object      reader                 MiB/s   seconds  peak RSS MiB (before restore)   × aws s3 cp   goal ≥1.2× & <160 MiB');
