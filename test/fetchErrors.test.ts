@@ -189,7 +189,7 @@ describe('a restore stopped by its signal (Lambda deadline)', () => {
 describe('bad input', () => {
   it('an unknown segment → SegmentNotFoundError naming every bucket searched', async () => {
     h.servers.createBucket('fetch-previous');
-    const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-previous', region: h.bucket.region }] };
+    const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-previous', region: h.bucket.region }], all: async () => [h.bucket, { bucket: 'fetch-previous', region: h.bucket.region }] };
     const err = await restoreToFile('never-stored', {}, h.context(runtime, registry)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SegmentNotFoundError);
     expect(err).toMatchObject({ code: 'SEGMENT_NOT_FOUND', bucketsSearched: ['s3://fetch-test (us-east-1)', 's3://fetch-previous (us-east-1)'] });
@@ -201,7 +201,7 @@ describe('bad input', () => {
     h.servers.createBucket('fetch-older');
     const older = { bucket: 'fetch-older', region: h.bucket.region };
     await storeSegment(runtime.store, older, { dataspace: 'ds', segmentId: 'in-older' }, 777, 'older', { key: await deriveKey(CURRENT_SECRET) });
-    const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, older] };
+    const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, older], all: async () => [h.bucket, older] };
     const answer = await restoreToFile('in-older', {}, h.context(runtime, registry));
     expect(answer).toMatchObject({ bucket: 'fetch-older', size: 777, bytesWritten: 777 });
   });
@@ -258,7 +258,7 @@ describe('bad input', () => {
           return runtime.store.head(ref, key);
         },
       });
-    const twoBuckets: BucketRegistry = { current: h?.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-denied', region: h.bucket.region }] };
+    const twoBuckets: BucketRegistry = { current: h?.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-denied', region: h.bucket.region }], all: async () => [h.bucket, { bucket: 'fetch-denied', region: h.bucket.region }] };
 
     it('holding nothing we found elsewhere → StorageError, not "not found"', async () => {
       const ctx = { ...h.context(runtime, twoBuckets), store: deniedStore('fetch-denied') };
@@ -270,7 +270,7 @@ describe('bad input', () => {
     });
 
     it('denied current bucket, segment in a later one → restored from there', async () => {
-      const ctx = { ...h.context(runtime, { current: h.bucket, searchOrder: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket] }), store: deniedStore('fetch-denied') };
+      const ctx = { ...h.context(runtime, { current: h.bucket, searchOrder: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket], all: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket] }), store: deniedStore('fetch-denied') };
       await expect(restoreToFile('ranged', {}, ctx)).resolves.toMatchObject({ bucket: h.bucket.bucket, size: 1000 });
     });
   });

@@ -147,15 +147,18 @@ export class SegmentNotFoundError extends BucketStorageError {
 export class StorageError extends BucketStorageError {
   readonly code = 'STORAGE_FAILED';
   override readonly retryable: boolean;
+  /** The HTTP status S3 answered with, when it answered (412 = a conditional write lost its race). */
+  readonly httpStatus: number | undefined;
   constructor(
     readonly operation: string,
     readonly bucket: string,
     readonly key: string | undefined,
     message: string,
-    options: { cause?: unknown; retryable: boolean },
+    options: { cause?: unknown; retryable: boolean; httpStatus?: number | undefined },
   ) {
     super(message, options);
     this.retryable = options.retryable;
+    this.httpStatus = options.httpStatus;
   }
 }
 

@@ -59,6 +59,7 @@ export function storageError(operation: string, ref: BucketRef, key: string | un
   return new StorageError(operation, ref.bucket, key, `${operation} ${where} (${ref.region}) failed: ${name}${status ? ` ${status}` : ''}: ${hint}`, {
     cause: err,
     retryable,
+    httpStatus: status,
   });
 }
 
@@ -133,6 +134,17 @@ export class S3Store {
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
+    }
+  }
+
+  /** A small object's body and ETag (e.g. the registry); undefined when it does not exist. */
+  async getSmall(ref: BucketRef, key: string): Promise<{ body: string; etag: string | undefined } | undefined> {
+    try {
+      const out = await this.clientFor(ref.region).send(new GetObjectCommand({ Bucket: ref.bucket, Key: key }));
+      return { body: (await out.Body?.transformToString('utf8')) ?? '', etag: out.ETag };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw storageError('GetObject', ref, key, err);
     }
   }
 
