@@ -40,6 +40,8 @@ export interface Config {
   readonly transferConcurrency: number;
   /** Ranged GETs in flight for a whole restore; 1 reads the object with one streaming GET. */
   readonly restoreConcurrency: number;
+  /** Cleanup reports what it would delete and deletes nothing. */
+  readonly cleanupDryRun: boolean;
   /** SQS endpoint from the SDK's own AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL (local servers), if set. */
   readonly sqsEndpoint: string | undefined;
   /** Region of the SQS and KMS clients: AWS_REGION, else S3_STORAGE_REGION. */
@@ -116,6 +118,7 @@ const schema = z.strictObject({
   S3_STORAGE_CHUNK_LOG2: intIn(16, 24, '(log2 of the chunk size in bytes)').optional(),
   S3_STORAGE_PART_SIZE_MIB: intIn(5, 5120, 'MiB').optional(),
   S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
+  S3_STORAGE_CLEANUP_DRY_RUN: bool('S3_STORAGE_CLEANUP_DRY_RUN').optional(),
   S3_STORAGE_RESTORE_CONCURRENCY: intIn(1, 64, 'ranged GETs in flight').optional(),
 });
 
@@ -186,6 +189,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? 20,
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
+    cleanupDryRun: v.S3_STORAGE_CLEANUP_DRY_RUN ?? false,
     sqsEndpoint: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || undefined,
     awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,
     restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,

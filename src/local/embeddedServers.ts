@@ -50,6 +50,8 @@ export async function startLocalServers(options: { port?: number; region?: strin
         AWS_REGION: region,
         AWS_ACCESS_KEY_ID: 'local',
         AWS_SECRET_ACCESS_KEY: 'local',
+        S3_STORAGE_ACCESSKEY: 'local',
+        S3_STORAGE_SECRETKEY: 'local',
         AWS_ENDPOINT_URL_SQS: endpoint,
         S3_STORAGE_ENDPOINT_BASE: endpoint,
         S3_STORAGE_PATH_STYLE_ACCESS: 'true',

@@ -1,5 +1,6 @@
 /** The command table of the CLI; each command lives in its own module. */
 import type { Command } from '../command.ts';
+import { deleteCommand } from './delete.ts';
 import { decryptCommand, encryptCommand } from './encrypt.ts';
 import { enqueueCommand } from './enqueue.ts';
 import { invokeCommand } from './invoke.ts';
@@ -15,4 +16,5 @@ export const commands: Readonly<Record<string, Command>> = {
   invoke: invokeCommand,
   serve: serveCommand,
   restore: restoreCommand,
+  delete: deleteCommand,
 };

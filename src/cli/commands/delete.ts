@@ -1,0 +1,18 @@
+import { createClients } from '../../core/clients.ts';
+import { loadConfig } from '../../core/config.ts';
+import { deletionAnnouncementSchema } from '../../core/messages.ts';
+import { sendMessage } from '../../core/queues.ts';
+import { requireOption, type Command } from '../command.ts';
+
+export const deleteCommand: Command = {
+  summary: 'sends a deletion announcement to S3_STORAGE_DELETIONS_QUEUE_URL',
+  usage: 'delete --dataspace D --segment S',
+  options: { dataspace: { type: 'string' }, segment: { type: 'string' } },
+  async run(ctx) {
+    const config = loadConfig(ctx.env);
+    const message = { version: 1, dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') };
+    const id = await sendMessage(createClients(config).sqs, config.deletionsQueueUrl, 'S3_STORAGE_DELETIONS_QUEUE_URL', deletionAnnouncementSchema, message, 'deletion announcement');
+    ctx.stdout.write(`${JSON.stringify({ messageId: id, ...message })}\n`);
+    return 0;
+  },
+};
