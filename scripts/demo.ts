@@ -2,7 +2,9 @@
  * `npm start`: the whole pipeline on one machine. Starts the embedded S3/SQS server, creates the bucket and the
  * segments queue with its DLQ, writes demo segments (a few KiB to 256 MiB), announces them through the CLI's
  * enqueue path, runs `serve` until the queue is drained, restores two segments (one whole, one range) and checks
- * them, and prints a summary. One poison announcement shows a bad message ending in the DLQ.
+ * them, switches to a fresh bucket (new segments there, old ones not copied), runs a cleanup that deletes one old
+ * and one new segment from both buckets, and prints a summary. One poison announcement shows a bad message
+ * ending in the DLQ.
  * DEMO_MAX_MIB shrinks the largest segment (tests); the default includes a 256 MiB segment.
  */
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -14,7 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { segmentAnnouncementSchema } from '../src/core/messages.ts';
+import { loadBucketRegistry } from '../src/core/bucketRegistry.ts';
+import { deletionAnnouncementSchema, segmentAnnouncementSchema } from '../src/core/messages.ts';
+import { cleanupContext } from '../src/cleanup/cleanupContext.ts';
+import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
+import { uploadContext } from '../src/upload/uploadContext.ts';
+import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { sendMessage } from '../src/core/queues.ts';
 import { createRuntime } from '../src/core/runtime.ts';
 import { fetchContext, restoreAndCheck } from '../src/fetch/index.ts';
@@ -52,8 +59,10 @@ async function main(): Promise<number> {
   const servers = await startLocalServers();
   try {
     const bucket = 'bucket-storage-demo';
-    servers.createBucket(bucket);
+    const freshBucket = 'bucket-storage-demo-2';
+    for (const b of [bucket, freshBucket, 'bucket-storage-state']) servers.createBucket(b);
     const queue = servers.createQueue('segments', { maxReceiveCount: 2, visibilityTimeoutSeconds: 60 });
+    const deletions = servers.createQueue('deletions', { maxReceiveCount: 3 });
     const env = {
       ...servers.env(),
       S3_STORAGE_BUCKET: bucket,
@@ -61,6 +70,8 @@ async function main(): Promise<number> {
       S3_STORAGE_SOURCE_ROOT: sourceRoot,
       S3_STORAGE_RESTORE_ROOT: restoreRoot,
       S3_STORAGE_SEGMENTS_QUEUE_URL: queue.url,
+      S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url,
+      S3_STORAGE_STATE_BUCKET: 'bucket-storage-state',
       LOG_LEVEL: 'WARN',
     };
     Object.assign(process.env, env); // the upload handler builds its runtime from the environment
@@ -110,6 +121,29 @@ async function main(): Promise<number> {
     say(`restored bytes ${start}-${end} of ${largest.id}: SHA-256 matches`);
 
     const listed = await runtime.clients.s3().send(new ListObjectsV2Command({ Bucket: bucket }));
+
+    // Switch to a fresh bucket: a cold start with S3_STORAGE_BUCKET changed. New segments go to the new bucket;
+    // an old one announced again is found in the old bucket and not copied.
+    const switched = await createRuntime({ ...env, S3_STORAGE_BUCKET: freshBucket });
+    const registry = await loadBucketRegistry(switched);
+    say(`\nswitched to ${freshBucket}; registry: ${(await registry.all()).map((r) => r.bucket).join(' → ')}`);
+    const upCtx = uploadContext(switched, registry);
+    for (const id of ['segment-new-1', 'segment-new-2']) {
+      await writeSegment(join(sourceRoot, id), 100_000);
+      const r = await uploadSegment(upCtx, { version: 1, dataspace: 'demo', segmentId: id, source: `file://${join(sourceRoot, id)}` });
+      say(`uploaded ${id} to ${r.bucket}`);
+    }
+    const again = await uploadSegment(upCtx, { version: 1, dataspace: 'demo', segmentId: segments[0]!.id, source: `file://${join(sourceRoot, segments[0]!.id)}` });
+    say(`announced ${segments[0]!.id} again: ${again.outcome} in ${again.bucket}`);
+    // Cleanup: one old and one new segment deleted, from every registered bucket.
+    for (const id of [segments[1]!.id, 'segment-new-1']) {
+      await sendMessage(switched.clients.sqs, deletions.url, 'S3_STORAGE_DELETIONS_QUEUE_URL', deletionAnnouncementSchema, { version: 1, dataspace: 'demo', segmentId: id }, 'deletion announcement');
+    }
+    const cleaned = await runCleanupOnce(await cleanupContext(switched), { budgetMs: 60_000 });
+    say(`cleanup: ${cleaned.completed} deletions done in ${cleaned.deleteRequests} DeleteObjects requests across ${Object.keys(cleaned.deletedPerBucket).length} buckets`);
+    const count = async (b: string) => (await switched.clients.s3().send(new ListObjectsV2Command({ Bucket: b }))).KeyCount ?? 0;
+    const afterOld = await count(bucket);
+    const afterNew = await count(freshBucket);
     const dlq = await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.dlqUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
     const inDlq = Number(dlq.Attributes?.ApproximateNumberOfMessages ?? 0);
     const objects = listed.KeyCount ?? 0;
@@ -121,7 +155,8 @@ async function main(): Promise<number> {
     say(`  objects in bucket    ${objects}`);
     say(`  messages in DLQ      ${inDlq}`);
     say(`  restores checked     2 (one whole, one 64 KiB range)`);
-    const ok = objects === segments.length && inDlq === 1;
+    say(`  after switch+cleanup ${afterOld} objects in ${bucket}, ${afterNew} in ${freshBucket}`);
+    const ok = objects === segments.length && inDlq === 1 && afterOld === segments.length - 1 && afterNew === 1 && cleaned.completed === 2;
     say(ok ? 'demo OK' : 'demo FAILED: objects or DLQ count not as expected');
     return ok ? 0 : 1;
   } finally {

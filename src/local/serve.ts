@@ -7,7 +7,7 @@
  * Optional extra jobs (e.g. cleanup) run on a timer between polls.
  */
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, ScheduledEvent, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { lambdaContext } from './lambdaContext.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -101,4 +101,19 @@ export async function serveQueue(options: ServeOptions): Promise<{ received: num
     options.onBatch?.(messages.length, failed.length);
   }
   return totals;
+}
+
+/** The event EventBridge sends a scheduled function (serve's cleanup timer). */
+export function scheduledEvent(region: string): ScheduledEvent {
+  return {
+    version: '0',
+    id: `local-${Date.now()}`,
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '000000000000',
+    time: new Date().toISOString(),
+    region,
+    resources: ['arn:aws:events:local:000000000000:rule/bucket-storage-cleanup'],
+    detail: {},
+  };
 }

@@ -6,6 +6,7 @@ import { enqueueCommand } from './enqueue.ts';
 import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
+import { statusCommand } from './status.ts';
 import { restoreCommand } from './restore.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
@@ -17,4 +18,5 @@ export const commands: Readonly<Record<string, Command>> = {
   serve: serveCommand,
   restore: restoreCommand,
   delete: deleteCommand,
+  status: statusCommand,
 };

@@ -1,13 +1,14 @@
 import { createClients } from '../../core/clients.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { loadConfig } from '../../core/config.ts';
-import { serveQueue } from '../../local/serve.ts';
+import { lambdaContext } from '../../local/lambdaContext.ts';
+import { scheduledEvent, serveQueue } from '../../local/serve.ts';
 import { UsageError, type Command } from '../command.ts';
 
 export const serveCommand: Command = {
   summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
-  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N]',
-  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' } },
+  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S]',
+  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' } },
   async run(ctx) {
     const config = loadConfig(ctx.env);
     if (config.segmentsQueueUrl === undefined) throw new ConfigError('S3_STORAGE_SEGMENTS_QUEUE_URL', 'S3_STORAGE_SEGMENTS_QUEUE_URL is not set; serve polls that queue');
@@ -19,6 +20,13 @@ export const serveCommand: Command = {
       return n;
     };
     const { handler } = await import('../../../functions/upload.ts');
+    // Like the scheduled rule of the stack: the cleanup function runs on a timer when a deletions queue is set.
+    const cleanupEvery = num('cleanup-every', 1, 86_400) ?? 60;
+    const timers = config.deletionsQueueUrl === undefined ? [] : [{ everyMs: cleanupEvery * 1000, run: async () => {
+      const cleanup = await import('../../../functions/cleanup.ts');
+      const report = await cleanup.handler(scheduledEvent(config.region), lambdaContext('cleanup', 60_000));
+      ctx.stderr.write(`serve: cleanup ${JSON.stringify({ received: report.received, completed: report.completed, left: report.left })}\n`);
+    } }];
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once('SIGTERM', stop);
@@ -33,6 +41,7 @@ export const serveCommand: Command = {
       retryDelaySeconds: num('retry-delay', 0, 43200),
       stopWhenIdleFor: num('until-idle', 1, 1_000_000),
       signal: controller.signal,
+      timers,
       onBatch: (received, failed) => ctx.stderr.write(`serve: batch of ${received}, ${failed} failed\n`),
     });
     ctx.stdout.write(`${JSON.stringify(totals)}\n`);
