@@ -10,7 +10,7 @@
  * parsed is a RegistryError, never silently reset. Without S3_STORAGE_STATE_BUCKET the current bucket is the
  * only one (SingleBucketRegistry).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Config } from './config.ts';
 import { BucketStorageError, RegistryError, StorageError } from './errors.ts';
 import { registryKey } from './objectKeys.ts';

@@ -5,7 +5,7 @@
  * values are never echoed.
  */
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './errors.ts';
 import { Secret } from './secret.ts';
 import { normalisePrefix } from './objectKeys.ts';

@@ -2,7 +2,7 @@
  * The message and invocation shapes of DESIGN.md, written down once as schemas. Unknown fields are refused,
  * every field is validated, and a failure is one InvalidMessageError naming the field.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidMessageError } from './errors.ts';
 import { identifierProblem } from './objectKeys.ts';
 

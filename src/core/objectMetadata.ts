@@ -7,7 +7,7 @@
  *   bks-header  base64 of the 48-byte v1 header (public anyway: key id and salt), so a ranged read costs a HEAD
  *               plus one ranged GET of the chunk span
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { MalformedHeaderError } from './errors.ts';
 
 export type StoredFormat = 'v1' | 'plain';

@@ -1,0 +1,37 @@
+// `npm run build`: one esbuild bundle per function, dist/<fn>/index.mjs (ESM, node22, minified), with the
+// AWS SDK bundled in: it pins the SDK version we test against (Lambda's built-in SDK moves on its own), and
+// tree-shaking keeps only the clients a function uses. Metafiles (dist/<fn>/meta.json) feed the size bench.
+import { build } from 'esbuild';
+import { mkdir, writeFile } from 'node:fs/promises';
+
+export const FUNCTIONS = ['upload', 'fetch', 'cleanup'];
+
+export async function buildAll(outdir = 'dist') {
+  const sizes = {};
+  for (const fn of FUNCTIONS) {
+    const result = await build({
+      entryPoints: [`functions/${fn}.ts`],
+      outfile: `${outdir}/${fn}/index.mjs`,
+      bundle: true,
+      platform: 'node',
+      target: 'node22',
+      format: 'esm',
+      minify: true,
+      sourcemap: 'external',
+      metafile: true,
+      legalComments: 'none',
+      logLevel: 'error',
+      // Some dependencies are CommonJS and call require(): give the ESM bundle one.
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    });
+    await mkdir(`${outdir}/${fn}`, { recursive: true });
+    await writeFile(`${outdir}/${fn}/meta.json`, JSON.stringify(result.metafile));
+    sizes[fn] = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
+  }
+  return sizes;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const sizes = await buildAll();
+  for (const [fn, bytes] of Object.entries(sizes)) console.log(`dist/${fn}/index.mjs  ${(bytes / 1024).toFixed(0)} KiB`);
+}
