@@ -4,7 +4,6 @@
 'use strict';
 
 const param = (resolveVariable, name) => resolveVariable(`param:${name}`);
-const noValue = { Ref: 'AWS::NoValue' };
 
 async function bucketNames(resolveVariable) {
   const all = String((await param(resolveVariable, 'allBuckets')) || '');

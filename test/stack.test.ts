@@ -46,7 +46,7 @@ afterAll(() => {
 describe('packaged stack', () => {
   it('queues with DLQs and redrive, visibility above the function timeout', () => {
     const r = resources(plain);
-    for (const [queue, dlq] of [['SegmentsQueue', 'SegmentsDeadLetterQueue'], ['DeletionsQueue', 'DeletionsDeadLetterQueue']]) {
+    for (const [queue, dlq] of [['SegmentsQueue', 'SegmentsDeadLetterQueue'], ['DeletionsQueue', 'DeletionsDeadLetterQueue']] as const) {
       expect(r[queue]!.Type).toBe('AWS::SQS::Queue');
       expect(r[queue]!.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 });
     }
@@ -86,7 +86,7 @@ describe('packaged stack', () => {
   });
 
   it('IAM: one role per function, no wildcard action, no * resource; delete only in cleanup; fetch reads', () => {
-    for (const [fn, role] of [['Upload', 'UploadRole'], ['Fetch', 'FetchRole'], ['Cleanup', 'CleanupRole']]) {
+    for (const [fn, role] of [['Upload', 'UploadRole'], ['Fetch', 'FetchRole'], ['Cleanup', 'CleanupRole']] as const) {
       expect(resources(plain)[`${fn}LambdaFunction`]!.Properties.Role).toEqual({ 'Fn::GetAtt': [role, 'Arn'] });
       for (const s of statements(plain, role)) {
         expect(s.Effect).toBe('Allow');
