@@ -29,6 +29,7 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_PART_SIZE_MIB: { good: '64', bad: '4', check: (c) => expect(c.partSize).toBe(64 * 1024 * 1024) },
   S3_STORAGE_TRANSFER_CONCURRENCY: { good: '8', bad: '0', check: (c) => expect(c.transferConcurrency).toBe(8) },
   S3_STORAGE_RESTORE_CONCURRENCY: { good: '4', bad: 'four', check: (c) => expect(c.restoreConcurrency).toBe(4) },
+  S3_STORAGE_CLEANUP_DRY_RUN: { good: 'true', bad: 'dry', check: (c) => expect(c.cleanupDryRun).toBe(true) },
 };
 
 /** Variables that only make sense in pairs get their partner. */
