@@ -204,6 +204,7 @@ describe('uploadSegment', () => {
       store: {
         get: eph.store.get.bind(eph.store),
         put: eph.store.put.bind(eph.store),
+        abortIncompleteUploads: eph.store.abortIncompleteUploads.bind(eph.store),
         head: async (...args: Parameters<typeof eph.store.head>) => {
           const info = await eph.store.head(...args);
           calls++;

@@ -3,7 +3,9 @@
  * (StorageError with `retryable`), SSE-KMS settings and checksum handling live in one place.
  */
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -135,6 +137,32 @@ export class S3Store {
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
     }
+  }
+
+  /**
+   * Aborts the incomplete multipart uploads of exactly `key` (left by a process killed mid-upload) and returns
+   * how many. Servers without ListMultipartUploads (fauxqs) return undefined: the bucket's lifecycle rule then
+   * is what removes such parts.
+   */
+  async abortIncompleteUploads(ref: BucketRef, key: string): Promise<number | undefined> {
+    let listed;
+    try {
+      listed = await this.clientFor(ref.region).send(new ListMultipartUploadsCommand({ Bucket: ref.bucket, Prefix: key }));
+    } catch (err) {
+      if (err instanceof S3ServiceException && [400, 404, 405, 501].includes(err.$metadata.httpStatusCode ?? 0) && err.name !== 'NoSuchBucket') return undefined;
+      throw storageError('ListMultipartUploads', ref, key, err);
+    }
+    let aborted = 0;
+    for (const u of listed.Uploads ?? []) {
+      if (u.Key !== key || u.UploadId === undefined) continue;
+      try {
+        await this.clientFor(ref.region).send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: u.UploadId }));
+        aborted++;
+      } catch (err) {
+        throw storageError('AbortMultipartUpload', ref, key, err);
+      }
+    }
+    return aborted;
   }
 
   /** A small object's body and ETag (e.g. the registry); undefined when it does not exist. */

@@ -30,7 +30,7 @@ import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 export interface UploadContext {
   readonly config: Config;
-  readonly store: Pick<S3Store, 'head' | 'get' | 'put'>;
+  readonly store: Pick<S3Store, 'head' | 'get' | 'put' | 'abortIncompleteUploads'>;
   readonly keyRing: KeyRing;
   readonly registry: BucketRegistry;
 }
@@ -112,6 +112,8 @@ export async function uploadSegment(ctx: UploadContext, input: unknown): Promise
   }
 
   const target = ctx.registry.current;
+  // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind.
+  await ctx.store.abortIncompleteUploads(target, key);
   const meter = new VerifyingMeter({ size: source.size, sha256: announcement.sha256, what });
   const current = ctx.keyRing.current;
   const encrypt = current === undefined ? undefined : createEncryptStream({ key: current, identity, chunkLog2: ctx.config.chunkLog2 });
