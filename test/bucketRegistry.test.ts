@@ -4,14 +4,13 @@
  * error and is never reset, an unreachable state bucket is a clear cold-start error.
  */
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBucketRegistry, parseRegistry } from '../src/core/bucketRegistry.ts';
 import { loadConfig, type Config } from '../src/core/config.ts';
 import { RegistryError, StorageError } from '../src/core/errors.ts';
 import { registryKey } from '../src/core/objectKeys.ts';
 import { S3Store, type BucketRef } from '../src/core/s3Store.ts';
+import { startMoto, type MotoServer } from './support/motoServer.ts';
 
 const BUCKETS = ['bucket-one', 'bucket-two', 'bucket-three', 'bucket-four', 'bucket-five'];
 const configFor = (bucket: string, extra: Record<string, string> = {}): Config =>
@@ -44,14 +43,6 @@ class ConditionalDouble {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe('registry against a request-level double (412 as S3 answers it)', () => {
   it('50 concurrent cold starts with 5 bucket configurations register all 5, none lost', async () => {
@@ -103,24 +94,16 @@ describe('registry against a request-level double (412 as S3 answers it)', () =>
 });
 
 describe('registry on moto_server (enforces If-Match / If-None-Match)', () => {
-  let moto: ChildProcess | undefined;
+  let moto: MotoServer | undefined;
   let endpoint = '';
   beforeAll(async () => {
-    const port = await freePort();
-    endpoint = `http://127.0.0.1:${port}`;
-    moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(endpoint)).ok) break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    moto = await startMoto();
+    endpoint = moto.endpoint;
     const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
     await s3.send(new CreateBucketCommand({ Bucket: 'state-bucket' }));
   });
   afterAll(() => {
-    moto?.kill('SIGTERM');
+    moto?.stop();
   });
 
   it('50 concurrent cold starts with 5 bucket configurations register all 5, none lost', async () => {

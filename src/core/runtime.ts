@@ -8,6 +8,7 @@ import { loadConfig, type Config } from './config.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { S3Store } from './s3Store.ts';
+import { SingleBucketRegistry, type BucketRegistry } from './bucketRegistry.ts';
 
 export interface Runtime {
   readonly config: Config;
@@ -35,4 +36,22 @@ export function getRuntime(): Promise<Runtime> {
     });
   }
   return runtime;
+}
+
+/** What uploads and restores work with: a runtime's config, store and keys, and the buckets to search. */
+export interface SegmentContext {
+  readonly config: Config;
+  readonly store: S3Store;
+  readonly keyRing: KeyRing;
+  readonly registry: BucketRegistry;
+}
+
+/** The segment context of a runtime; without `registry`, the current bucket is the only one. */
+export function segmentContext(runtime: Runtime, registry?: BucketRegistry): SegmentContext {
+  return {
+    config: runtime.config,
+    store: runtime.store,
+    keyRing: runtime.keyRing,
+    registry: registry ?? new SingleBucketRegistry({ bucket: runtime.config.bucket, region: runtime.config.region }),
+  };
 }

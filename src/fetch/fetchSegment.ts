@@ -12,11 +12,11 @@
  * A restore that fails at any step leaves nothing at the destination.
  */
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { SingleBucketRegistry, type BucketRegistry } from '../core/bucketRegistry.ts';
+import type { BucketRegistry } from '../core/bucketRegistry.ts';
 import type { Config } from '../core/config.ts';
 import { IntegrityError, MalformedHeaderError, TruncatedError } from '../core/errors.ts';
 import type { KeyRing } from '../core/keyRing.ts';
-import type { Runtime } from '../core/runtime.ts';
+import { segmentContext, type Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
 import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
@@ -34,17 +34,9 @@ export interface FetchContext {
   readonly registry: BucketRegistry;
 }
 
-/**
- * The context of a function or CLI restore. Until the S3-backed registry exists (bucket switch issue), the
- * current bucket is the only one searched; pass `registry` to search more.
- */
+/** The context of a function or CLI restore: pass the registry to search every bucket ever used. */
 export function fetchContext(runtime: Runtime, registry?: BucketRegistry): FetchContext {
-  return {
-    config: runtime.config,
-    store: runtime.store,
-    keyRing: runtime.keyRing,
-    registry: registry ?? new SingleBucketRegistry({ bucket: runtime.config.bucket, region: runtime.config.region }),
-  };
+  return segmentContext(runtime, registry);
 }
 
 /** Margin kept before a Lambda deadline: the restore stops and cleans up instead of being frozen mid-write. */

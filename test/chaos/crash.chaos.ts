@@ -5,10 +5,9 @@
  */
 import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/core/runtime.ts';
 import { fetchContext, fetchSegment } from '../../src/fetch/index.ts';
 import { patternBytes, patternStream } from '../support/sourceData.ts';
+import { startMoto, type MotoServer } from '../support/motoServer.ts';
 import { recordChaos, scaled } from './summary.ts';
 
 const SEGMENTS = scaled(200, 40);
@@ -23,36 +23,20 @@ const KILLS = scaled(20, 6);
 const MiB = 1024 * 1024;
 const sizeOf = (i: number) => (i % 20 === 7 ? 12 * MiB : 10_000 + ((i * 7919) % 400_000));
 
-let moto: ChildProcess | undefined;
+let moto: MotoServer | undefined;
 let endpoint = '';
 let dir = '';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
-  const port = await freePort();
-  endpoint = `http://127.0.0.1:${port}`;
-  moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(endpoint)).ok) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  moto = await startMoto();
+  endpoint = moto.endpoint;
   dir = await mkdtemp(join(tmpdir(), 'bks-crash-'));
   await mkdir(join(dir, 'src'));
   await mkdir(join(dir, 'out'));
 });
 afterAll(async () => {
-  moto?.kill('SIGTERM');
+  moto?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
