@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BucketStorageError } from '../src/core/errors.ts';
+import { parseRegistry } from '../src/core/bucketRegistry.ts';
+import { BucketStorageError, RegistryError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
 import { parseLocation, resolveExistingInsideRoot, resolveNewInsideRoot } from '../src/core/locations.ts';
 import { deletionAnnouncementSchema, fetchInvocationSchema, parseJsonWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
@@ -95,6 +96,24 @@ describe('fuzzed messages', () => {
   });
 });
 
+describe('fuzzed registry object', () => {
+  it(`registry documents: ${RUNS} cases, RegistryError or a valid registry, never a crash`, () => {
+    const entry = fc.record({ bucket: fc.oneof(fc.constantFrom('logs-a', 'logs-b'), fc.string({ maxLength: 70 })), region: fc.oneof(fc.constant('eu-west-1'), fc.string()), firstSeen: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string()) }, { requiredKeys: [] });
+    const doc = fc.record({ version: fc.oneof(fc.constant(1), anyJsonValue), buckets: fc.oneof(fc.array(entry, { maxLength: 4 }), anyJsonValue) }, { requiredKeys: [] });
+    const text = fc.oneof({ weight: 6, arbitrary: doc.map((d) => JSON.stringify(d)) }, { weight: 2, arbitrary: fc.string({ maxLength: 200 }) }, { weight: 2, arbitrary: anyJsonValue.map((v) => JSON.stringify(v) ?? 'null') });
+    fc.assert(
+      fc.property(text, (t) => {
+        const r = classify(() => parseRegistry(t, 'registry'));
+        if (r === 'ok') {
+          const parsed = parseRegistry(t, 'registry');
+          expect(parsed.buckets.length).toBeGreaterThan(0);
+        } else expect(r).toBeInstanceOf(RegistryError);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
 describe('fuzzed file locations', () => {
   const base = mkdtempSync(join(tmpdir(), 'bks-fuzz-'));
   const root = join(base, 'root');
@@ -107,7 +126,7 @@ describe('fuzzed file locations', () => {
   const pathArb = fc.array(segment, { maxLength: 6 }).map((parts) => `file://${root}/${parts.join('/')}`);
   const urlArb = fc.oneof(pathArb, locationish);
 
-  it(`never resolves outside the root: ${Math.min(RUNS, 2000)} cases`, async () => {
+  it(`never resolves outside the root: ${RUNS} cases`, async () => {
     await fc.assert(
       fc.asyncProperty(urlArb, async (url) => {
         for (const resolve of [resolveExistingInsideRoot, resolveNewInsideRoot]) {
@@ -122,7 +141,7 @@ describe('fuzzed file locations', () => {
           }
         }
       }),
-      { numRuns: Math.min(RUNS, 2000) },
+      { numRuns: RUNS },
     );
   });
 });
