@@ -113,7 +113,7 @@ describe('config', () => {
     try {
       const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIASTATIC', S3_STORAGE_SECRETKEY: 'static-secret' });
       const clients = createClients(config);
-      for (const credentials of [clients.s3().config.credentials, clients.sqs.config.credentials, clients.kms.config.credentials]) {
+      for (const credentials of [clients.s3().config.credentials, clients.sqs.config.credentials, (await clients.kms()).config.credentials]) {
         const resolved = await credentials();
         expect(resolved.accessKeyId).toBe('AKIASTATIC');
         expect(resolved.secretAccessKey).toBe('static-secret');

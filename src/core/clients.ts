@@ -4,7 +4,7 @@
  * SDK's own AWS_ENDPOINT_URL_* variables; S3's from S3_STORAGE_ENDPOINT_BASE. S3 clients are cached per
  * region, because registered buckets may live in other regions than the current one.
  */
-import { KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -16,7 +16,8 @@ export interface Clients {
   /** The S3 client for `region` (default: the current bucket's). */
   s3(region?: string): S3Client;
   readonly sqs: SQSClient;
-  readonly kms: KMSClient;
+  /** Loaded on first use: only `kms:` secrets need it, and the module costs cold-start time. */
+  kms(): Promise<KMSClient>;
 }
 
 /** Retry budget of every client: adaptive back-off absorbs S3 503 SlowDown and throttling. */
@@ -41,7 +42,7 @@ export function createClients(config: Config): Clients {
   const handler = requestHandler();
   const s3ByRegion = new Map<string, S3Client>();
   let sqs: SQSClient | undefined;
-  let kms: KMSClient | undefined;
+  let kms: Promise<KMSClient> | undefined;
   return {
     s3(region = config.region) {
       let client = s3ByRegion.get(region);
@@ -70,8 +71,8 @@ export function createClients(config: Config): Clients {
       });
       return sqs;
     },
-    get kms() {
-      kms ??= new KMSClient({ ...common, region: config.awsRegion, requestHandler: handler });
+    kms() {
+      kms ??= import('@aws-sdk/client-kms').then(({ KMSClient }) => new KMSClient({ ...common, region: config.awsRegion, requestHandler: handler }));
       return kms;
     },
   };

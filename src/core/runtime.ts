@@ -21,7 +21,7 @@ export async function createRuntime(env: Readonly<Record<string, string | undefi
   const config = loadConfig(env);
   const clients = createClients(config);
   const store = new S3Store((region) => clients.s3(region));
-  const keyRing = await loadKeyRing(config, () => clients.kms);
+  const keyRing = await loadKeyRing(config, () => clients.kms());
   return { config, clients, store, keyRing };
 }
 

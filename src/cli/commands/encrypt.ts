@@ -13,7 +13,7 @@ const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'strin
 async function setUp(ctx: CommandContext) {
   const config = loadOfflineConfig(ctx.env);
   const identity = validateIdentity({ dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') });
-  const keyRing = await loadKeyRing(config, () => createClients(config).kms);
+  const keyRing = await loadKeyRing(config, () => createClients(config).kms());
   return { config, identity, keyRing };
 }
 
