@@ -18,7 +18,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import type { BucketRegistry } from '../core/bucketRegistry.ts';
 import type { Config } from '../core/config.ts';
-import { IntegrityError, LocationError } from '../core/errors.ts';
+import { IntegrityError, LocationError, StorageError } from '../core/errors.ts';
 import type { KeyRing } from '../core/keyRing.ts';
 import { parseLocation, resolveExistingInsideRoot } from '../core/locations.ts';
 import { parseWith, segmentAnnouncementSchema, type SegmentAnnouncement } from '../core/messages.ts';
@@ -126,18 +126,30 @@ export async function uploadSegment(ctx: UploadContext, input: unknown): Promise
   // With encryption off the plaintext digest is stored, so it is known only at the end: plain objects carry the
   // announced sha256 when given; otherwise the digest is computed first by a separate pass over the source.
   const plainSha = encrypt === undefined ? (announcement.sha256 ?? (await digestOf(await source.open(), source.size, what))) : undefined;
-  const put = await ctx.store.put(target, key, body, {
-    metadata: metadata ?? encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha }),
-    kmsKeyArn: ctx.config.kmsKeyArn,
-    checksumAlgorithm: 'CRC32',
-    partSize: ctx.config.partSize,
-    queueSize: ctx.config.transferConcurrency,
-  });
+  const storedSize = encrypt ? ciphertextSize(source.size, encrypt.header.chunkLog2) : source.size;
+  let put: { etag: string | undefined; checksumCrc32: string | undefined };
+  try {
+    put = await ctx.store.put(target, key, body, {
+      metadata: metadata ?? encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha }),
+      kmsKeyArn: ctx.config.kmsKeyArn,
+      checksumAlgorithm: 'CRC32',
+      partSize: ctx.config.partSize,
+      queueSize: ctx.config.transferConcurrency,
+    });
+  } catch (err) {
+    // A CompleteMultipartUpload whose answer was lost: S3 completed it, the SDK's retry then gets NoSuchUpload.
+    // The object is there, whole (S3 shows a multipart object only once complete), with our header: accept it.
+    if (!(err instanceof StorageError) || !/NoSuchUpload/.test(err.message)) throw err;
+    const landed = await ctx.store.head(target, key);
+    const meta = landed && decodeObjectMetadata(landed.metadata);
+    const sameHeader = encrypt === undefined || meta?.header?.equals(encrypt.header.raw) === true;
+    if (landed === undefined || meta === undefined || landed.size !== storedSize || meta.plaintextSize !== source.size || !sameHeader) throw err;
+    put = { etag: landed.etag, checksumCrc32: landed.checksumCrc32 };
+  }
   if (plainSha !== undefined && meter.sha256 !== plainSha) {
     // Only reachable when the source changed between the digest pass and the upload.
     throw new IntegrityError('sha256', plainSha, meter.sha256, `${what}: the source changed while it was uploaded`);
   }
-  const storedSize = encrypt ? ciphertextSize(source.size, encrypt.header.chunkLog2) : source.size;
   let verified = false;
   if (ctx.config.ephemeralDisks) {
     const back = await ctx.store.head(target, key);

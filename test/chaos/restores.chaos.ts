@@ -44,9 +44,9 @@ afterAll(async () => {
 
 describe('uploads under S3 faults', () => {
   it(`${RESTORES} uploads with 10% of S3 requests failing or broken all store exactly the source`, async () => {
-    const { mkdir, writeFile } = await import('node:fs/promises');
-    const srcRoot = join(h.root, 'sources');
-    await mkdir(srcRoot, { recursive: true });
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const srcRoot = await mkdtemp(join(tmpdir(), 'bks-chaos-sources-'));
     const uploader = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_SOURCE_ROOT: srcRoot, S3_STORAGE_PART_SIZE_MIB: '5', S3_STORAGE_CHUNK_LOG2: '16' });
     const before = { ...proxy.counts };
     const sizeOf = (n: number) => (n % 50 === 0 ? 11 * 1024 * 1024 + n : 1 + ((n * 7919) % 200_000));
