@@ -6,7 +6,8 @@
  */
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -106,7 +107,8 @@ describe('switching to a fresh bucket', () => {
     expect(remainingB.filter((k) => k.includes('/bks/')).map((k) => k.split('/').pop()).sort()).toEqual(['seg-5', 'seg-7', 'seg-9']);
 
     // `bucket-storage status` shows the registry, the segment objects per bucket and the queue depths.
-    const out = execFileSync(process.execPath, ['bin/bucket-storage.mjs', 'status'], { env: { ...process.env, ...env, S3_STORAGE_BUCKET: 'switch-b' }, encoding: 'utf8' });
+    // Asynchronously: the embedded server answers from this very process.
+    const { stdout: out } = await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'status'], { env: { ...process.env, ...env, S3_STORAGE_BUCKET: 'switch-b' }, encoding: 'utf8' });
     const status = JSON.parse(out) as { buckets: { bucket: string; current: boolean; segments: number }[]; deletionsQueue: { visible: number; deadLetter: number } };
     expect(status.buckets).toEqual([
       { bucket: 'switch-a', region: servers.region, current: false, segments: 2 },
