@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveKey } from '../src/core/keyRing.ts';
 import type { Runtime } from '../src/core/runtime.ts';
-import { planRange } from '../src/core/segmentCodec.ts';
+import { planRange } from '../src/core/format/index.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
 import { countRequests, CURRENT_SECRET, startHarness, type Harness } from './support/fetchHarness.ts';
 import { patternBytes } from './support/sourceData.ts';

@@ -17,7 +17,7 @@ import { KeyRing } from '../src/core/keyRing.ts';
 import { parseLocation, resolveExistingInsideRoot, resolveNewInsideRoot } from '../src/core/locations.ts';
 import { deletionAnnouncementSchema, fetchInvocationSchema, parseJsonWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
 import { Secret } from '../src/core/secret.ts';
-import { createDecryptStream, createEncryptStream } from '../src/core/segmentCodec.ts';
+import { createDecryptStream, createEncryptStream } from '../src/core/format/index.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SECRET = 'fuzz-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e2b6d0f4a8c3e7b1d5f9a2c6e0b4d8f3a';

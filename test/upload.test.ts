@@ -18,7 +18,7 @@ import { BucketStorageError, IntegrityError, InvalidMessageError, LocationError,
 import { decodeObjectMetadata } from '../src/core/objectMetadata.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
-import { createDecryptStream } from '../src/core/segmentCodec.ts';
+import { createDecryptStream } from '../src/core/format/index.ts';
 import { lambdaContext } from '../src/local/lambdaContext.ts';
 import { serveQueue } from '../src/local/serve.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';

@@ -4,10 +4,10 @@
  */
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { Sha256Meter } from '../../src/core/checksums.ts';
+import { Sha256Meter } from '../../src/core/sha256Meter.ts';
 import { KeyRing } from '../../src/core/keyRing.ts';
 import { Secret } from '../../src/core/secret.ts';
-import { createDecryptStream, createEncryptStream } from '../../src/core/segmentCodec.ts';
+import { createDecryptStream, createEncryptStream } from '../../src/core/format/index.ts';
 import { peakRssKiB } from './child.ts';
 
 const [mode, input, output] = process.argv.slice(2) as [string, string, string];

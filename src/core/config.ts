@@ -7,6 +7,7 @@
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
 import { ConfigError } from './errors.ts';
+import { MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from './format/header.ts';
 import { Secret } from './secret.ts';
 import { normalisePrefix } from './objectKeys.ts';
 
@@ -115,7 +116,7 @@ const schema = z.strictObject({
   S3_STORAGE_DELETIONS_QUEUE_URL: httpUrl.optional(),
   S3_STORAGE_SOURCE_ROOT: absolutePath.optional(),
   S3_STORAGE_RESTORE_ROOT: absolutePath.optional(),
-  S3_STORAGE_CHUNK_LOG2: intIn(16, 24, '(log2 of the chunk size in bytes)').optional(),
+  S3_STORAGE_CHUNK_LOG2: intIn(MIN_CHUNK_LOG2, MAX_CHUNK_LOG2, '(log2 of the chunk size in bytes)').optional(),
   S3_STORAGE_PART_SIZE_MIB: intIn(5, 5120, 'MiB').optional(),
   S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
   S3_STORAGE_CLEANUP_DRY_RUN: bool('S3_STORAGE_CLEANUP_DRY_RUN').optional(),

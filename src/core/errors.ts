@@ -7,7 +7,7 @@
 export abstract class BucketStorageError extends Error {
   abstract readonly code: string;
   readonly retryable: boolean = false;
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
   }
@@ -19,8 +19,9 @@ export class ConfigError extends BucketStorageError {
   constructor(
     readonly variable: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -30,8 +31,9 @@ export class InvalidIdentifierError extends BucketStorageError {
   constructor(
     readonly field: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -41,8 +43,9 @@ export class InvalidMessageError extends BucketStorageError {
   constructor(
     readonly field: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -60,33 +63,41 @@ export class UnknownKeyIdError extends CodecError {
   constructor(
     readonly keyId: string,
     readonly knownKeyIds: readonly string[],
+    options?: ErrorOptions,
   ) {
     super(
       `object is encrypted with key id ${keyId}, which is neither the current key nor one of ` +
         `S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS (known: ${knownKeyIds.join(', ') || 'none'}); ` +
         `add the key it was written with to S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS`,
+      options,
     );
   }
 }
 
-/** The stream ended before its last chunk (at a chunk boundary or mid-chunk when the size is known). */
+/**
+ * The object ended early: before its last chunk (at a chunk boundary, or mid-chunk when the size is known;
+ * `chunkIndex` is then the first chunk missing), or short of the size its metadata promised (no chunk named).
+ */
 export class TruncatedError extends CodecError {
   readonly code = 'TRUNCATED';
-  constructor(
-    message: string,
-    readonly chunkIndex: number,
-  ) {
-    super(message);
+  readonly chunkIndex: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { chunkIndex?: number }) {
+    super(message, options);
+    this.chunkIndex = options?.chunkIndex;
   }
 }
 
 /** A chunk's tag did not verify: tampered, reordered, from another object, or the wrong key. */
 export class AuthenticationError extends CodecError {
   readonly code = 'AUTHENTICATION_FAILED';
-  constructor(readonly chunkIndex: number) {
+  constructor(
+    readonly chunkIndex: number,
+    options?: ErrorOptions,
+  ) {
     super(
       `authentication failed at chunk ${chunkIndex}: the object was modified, truncated, reordered, ` +
         `copied from another segment, or encrypted with another key; no byte of this chunk was released`,
+      options,
     );
   }
 }
@@ -99,8 +110,9 @@ export class IntegrityError extends BucketStorageError {
     readonly expected: string,
     readonly actual: string,
     context: string,
+    options?: ErrorOptions,
   ) {
-    super(`${context}: ${what} mismatch, expected ${expected}, got ${actual}`);
+    super(`${context}: ${what} mismatch, expected ${expected}, got ${actual}`, options);
   }
 }
 
@@ -111,11 +123,13 @@ export class PathOutsideRootError extends BucketStorageError {
     readonly path: string,
     readonly rootVariable: string,
     readonly root: string | undefined,
+    options?: ErrorOptions,
   ) {
     super(
       root === undefined
         ? `${path}: file:// locations are refused because ${rootVariable} is not set`
         : `${path} resolves outside ${rootVariable} (${root}); use a path inside it`,
+      options,
     );
   }
 }
@@ -126,7 +140,7 @@ export class LocationError extends BucketStorageError {
   constructor(
     readonly location: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: ErrorOptions,
   ) {
     super(message, options);
   }
@@ -138,8 +152,9 @@ export class SegmentNotFoundError extends BucketStorageError {
   constructor(
     readonly key: string,
     readonly bucketsSearched: readonly string[],
+    options?: ErrorOptions,
   ) {
-    super(`segment object ${key} not found in any bucket searched: ${bucketsSearched.join(', ')}`);
+    super(`segment object ${key} not found in any bucket searched: ${bucketsSearched.join(', ')}`, options);
   }
 }
 
@@ -165,15 +180,15 @@ export class StorageError extends BucketStorageError {
 /** A byte range is reversed or lies outside the segment. */
 export class InvalidRangeError extends BucketStorageError {
   readonly code = 'RANGE_INVALID';
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
   }
 }
 
 /** The registry of buckets cannot be read, parsed or updated. */
 export class RegistryError extends BucketStorageError {
   readonly code = 'REGISTRY_INVALID';
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options);
   }
 }

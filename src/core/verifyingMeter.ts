@@ -5,7 +5,7 @@
  * (`plain`): a file is renamed into place, or a multipart upload completed, only then.
  */
 import type { TransformCallback } from 'node:stream';
-import { Sha256Meter } from './checksums.ts';
+import { Sha256Meter } from './sha256Meter.ts';
 import { IntegrityError, TruncatedError } from './errors.ts';
 
 export interface Expectation {
@@ -32,7 +32,7 @@ export class VerifyingMeter extends Sha256Meter {
     super._flush((err) => {
       if (err) return done(err);
       if (this.bytes < this.expected.size) {
-        return done(new TruncatedError(`${this.expected.what}: ended after ${this.bytes} of ${this.expected.size} bytes: it was truncated`, -1));
+        return done(new TruncatedError(`${this.expected.what}: ended after ${this.bytes} of ${this.expected.size} bytes: it was truncated`));
       }
       if (this.expected.sha256 !== undefined && this.sha256 !== this.expected.sha256) {
         return done(new IntegrityError('sha256', this.expected.sha256, this.sha256, `${this.expected.what} (stored bks-sha256)`));

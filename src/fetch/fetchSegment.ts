@@ -20,11 +20,10 @@ import { segmentContext, type Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
 import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
-import { ciphertextSize, createDecryptStream, parseHeader, planRange } from '../core/segmentCodec.ts';
+import { checkRange, ciphertextSize, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
 import { openDestination, type PutStore } from './destination.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
-import { checkPlainRange } from './range.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 export interface FetchContext {
@@ -96,7 +95,7 @@ interface ReadPlan {
 }
 
 function planRead(found: LocatedSegment, range: { start: number; end: number }): ReadPlan {
-  checkPlainRange(found.metadata.plaintextSize, range.start, range.end);
+  checkRange(found.metadata.plaintextSize, range.start, range.end);
   return { start: range.start, end: range.end, length: range.end - range.start + 1 };
 }
 
@@ -109,7 +108,7 @@ function checkStoredSize(found: LocatedSegment): void {
     if (metadata.header === undefined) throw new MalformedHeaderError(`${where} is a format v1 object without bks-header metadata: it was not written by the upload function`);
     expected = ciphertextSize(metadata.plaintextSize, parseHeader(metadata.header).chunkLog2);
   }
-  if (info.size < expected) throw new TruncatedError(`${where} holds ${info.size} bytes but its metadata promises ${expected} (bks-size ${metadata.plaintextSize}): it was truncated`, -1);
+  if (info.size < expected) throw new TruncatedError(`${where} holds ${info.size} bytes but its metadata promises ${expected} (bks-size ${metadata.plaintextSize}): it was truncated`);
   if (info.size > expected) throw new IntegrityError('size', String(expected), String(info.size), `${where} is longer than its metadata says`);
 }
 

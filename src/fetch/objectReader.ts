@@ -110,7 +110,6 @@ async function fetchPartOnce(store: GetStore, span: ObjectSpan, start: number, e
   if (length !== end - start + 1) {
     throw new TruncatedError(
       `s3://${span.ref.bucket}/${span.key}: bytes ${start}-${end} came back as ${length} bytes; the object is shorter than its HEAD said (changed during the restore?)`,
-      -1,
     );
   }
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length);

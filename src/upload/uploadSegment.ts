@@ -25,7 +25,7 @@ import { parseWith, segmentAnnouncementSchema, type SegmentAnnouncement } from '
 import { decodeObjectMetadata, encodeObjectMetadata, type SegmentObjectMetadata } from '../core/objectMetadata.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import type { BucketRef, ObjectInfo, S3Store } from '../core/s3Store.ts';
-import { ciphertextSize, createEncryptStream, parseHeader } from '../core/segmentCodec.ts';
+import { ciphertextSize, createEncryptStream, parseHeader } from '../core/format/index.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 export interface UploadContext {

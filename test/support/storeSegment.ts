@@ -8,7 +8,7 @@ import type { KeyEntry } from '../../src/core/keyRing.ts';
 import { encodeObjectMetadata } from '../../src/core/objectMetadata.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../../src/core/objectKeys.ts';
 import type { BucketRef, S3Store } from '../../src/core/s3Store.ts';
-import { createEncryptStream } from '../../src/core/segmentCodec.ts';
+import { createEncryptStream } from '../../src/core/format/index.ts';
 import { patternSha256, patternStream } from './sourceData.ts';
 
 export interface StoreOptions {

@@ -4,7 +4,7 @@ import { createClients } from '../../core/clients.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { loadKeyRing } from '../../core/encryptionKeys.ts';
 import { validateIdentity } from '../../core/objectKeys.ts';
-import { createDecryptStream, createEncryptStream } from '../../core/segmentCodec.ts';
+import { createDecryptStream, createEncryptStream, isChunkLog2, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
 import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
@@ -28,7 +28,7 @@ export const encryptCommand: Command = {
     }
     const raw = ctx.values['chunk-log2'];
     const chunkLog2 = raw === undefined ? config.chunkLog2 : Number(raw);
-    if (!Number.isInteger(chunkLog2) || chunkLog2 < 16 || chunkLog2 > 24) throw new UsageError(`--chunk-log2 ${String(raw)}: expected a whole number 16..24`);
+    if (!isChunkLog2(chunkLog2)) throw new UsageError(`--chunk-log2 ${String(raw)}: expected a whole number ${MIN_CHUNK_LOG2}..${MAX_CHUNK_LOG2}`);
     await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
     return 0;
   },

@@ -1,0 +1,64 @@
+/**
+ * One object's chunks, sealed and opened (docs/FORMAT.md): AES-256-GCM under a key derived for this object and
+ * segment name, a nonce that binds each chunk to its position and to being last, and the header as
+ * associated data. The writer seals with it, the reader opens with it: both sides of the format in one place.
+ *
+ *   objectKey = HKDF-SHA256(ikm = master, salt = header salt, info = "bucket-storage/v1 segment " + dataspace + "/" + segmentId)
+ *   nonce_i   = 7 zero bytes | uint32 BE i | 1 for the last chunk, else 0
+ *   chunk i   = AES-256-GCM(objectKey, nonce_i, plaintext_i, aad = header) = ciphertext_i | tag_i (16 bytes)
+ */
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import type { SegmentIdentity } from '../objectKeys.ts';
+import type { Header } from './header.ts';
+
+export const TAG_SIZE = 16;
+const NONCE_SIZE = 12;
+const OBJECT_KEY_SIZE = 32;
+
+/** The key of one object: a new salt, or another segment name, gives another key. */
+export function objectKeyFor(master: Buffer, salt: Buffer, identity: SegmentIdentity): Buffer {
+  const info = Buffer.from(`bucket-storage/v1 segment ${identity.dataspace}/${identity.segmentId}`, 'utf8');
+  return Buffer.from(hkdfSync('sha256', master, salt, info, OBJECT_KEY_SIZE));
+}
+
+/** The nonce of chunk `index`: a chunk moved, or a middle chunk standing last, no longer verifies. */
+export function nonceFor(index: number, last: boolean): Buffer {
+  const nonce = Buffer.alloc(NONCE_SIZE);
+  nonce.writeUInt32BE(index, 7);
+  nonce[11] = last ? 1 : 0;
+  return nonce;
+}
+
+export class ChunkCipher {
+  readonly #objectKey: Buffer;
+  readonly #aad: Buffer;
+
+  constructor(master: Buffer, header: Header, identity: SegmentIdentity) {
+    this.#objectKey = objectKeyFor(master, header.salt, identity);
+    this.#aad = header.raw;
+  }
+
+  /** Chunk `index` of `plain`, as stored: its ciphertext, then its tag. */
+  seal(index: number, last: boolean, plain: Buffer): [ciphertext: Buffer, tag: Buffer] {
+    const cipher = createCipheriv('aes-256-gcm', this.#objectKey, nonceFor(index, last));
+    cipher.setAAD(this.#aad);
+    const ciphertext = cipher.update(plain);
+    cipher.final();
+    return [ciphertext, cipher.getAuthTag()];
+  }
+
+  /** The plaintext of stored chunk `index` (ciphertext and tag) if its tag verifies as `last` or not, else undefined. */
+  open(index: number, last: boolean, sealed: Buffer): Buffer | undefined {
+    if (sealed.length < TAG_SIZE) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', this.#objectKey, nonceFor(index, last));
+    decipher.setAAD(this.#aad);
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
+    try {
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
+      decipher.final();
+      return plain;
+    } catch {
+      return undefined; // the tag did not verify: nothing of this chunk may be used
+    }
+  }
+}

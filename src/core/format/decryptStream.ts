@@ -1,0 +1,121 @@
+/**
+ * The reader of format v1 (docs/FORMAT.md): header then sealed chunks in, plaintext out; the mirror of
+ * encryptStream.ts. It holds about two chunks, whatever the object's size, and releases a chunk's plaintext
+ * only after its tag verified, so a failing stream never releases unauthenticated bytes.
+ *
+ * States: awaiting the header → reading chunks (chunkReader.ts) → finished (any byte more is refused).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { AuthenticationError, InvalidRangeError, MalformedHeaderError } from '../errors.ts';
+import type { KeyRing } from '../keyRing.ts';
+import type { SegmentIdentity } from '../objectKeys.ts';
+import { ByteQueue } from './byteQueue.ts';
+import { ChunkCipher } from './chunkCipher.ts';
+import { SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
+import { HEADER_SIZE, parseHeader, type Header } from './header.ts';
+import type { RangePlan } from './layout.ts';
+
+export interface DecryptOptions {
+  readonly keyRing: KeyRing;
+  readonly identity: SegmentIdentity;
+  /** When known (object metadata, or required with `range`), the plaintext size: the layout is then exact
+   *  and a short stream is TruncatedError even mid-chunk. */
+  readonly plaintextSize?: number;
+  /** Ranged reads: the header (from object metadata); the stream then holds only the plan's chunk span. */
+  readonly header?: Buffer;
+  /** Ranged reads: the plan; output is trimmed to the range. Requires `header` and `plaintextSize`. */
+  readonly range?: RangePlan;
+  /** Called with the parsed header once it is read, before any chunk. */
+  readonly onHeader?: (header: Header) => void;
+}
+
+type State =
+  | { readonly name: 'awaitingHeader' }
+  | { readonly name: 'readingChunks'; readonly chunks: ChunkReader }
+  | { readonly name: 'finished'; readonly chunks: ChunkReader };
+
+/**
+ * A Transform from format v1 (whole, or a RangePlan's chunk span) to plaintext. Fails with
+ * MalformedHeaderError, UnknownKeyIdError, TruncatedError or AuthenticationError; nothing of a chunk that
+ * fails is pushed.
+ */
+export class DecryptStream extends Transform {
+  readonly #options: DecryptOptions;
+  readonly #stored = new ByteQueue();
+  #state: State = { name: 'awaitingHeader' };
+
+  constructor(options: DecryptOptions) {
+    if (options.range !== undefined && (options.plaintextSize === undefined || options.header === undefined)) {
+      throw new InvalidRangeError('a ranged decrypt needs the header and the plaintext size of the object');
+    }
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    this.#options = options;
+  }
+
+  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    settle(done, () => {
+      this.#stored.push(data);
+      this.#advance(false);
+    });
+  }
+
+  override _flush(done: TransformCallback): void {
+    settle(done, () => this.#advance(true));
+  }
+
+  /** Moves through the states as far as the bytes held allow; `ended`: no byte more will come. */
+  #advance(ended: boolean): void {
+    if (this.#state.name === 'awaitingHeader') this.#state = this.#readHeader(ended);
+    if (this.#state.name === 'readingChunks') this.#state = this.#readChunks(this.#state.chunks, ended);
+    if (this.#state.name === 'finished') this.#refuseTrailingBytes(this.#state.chunks);
+  }
+
+  /** The header from the options (ranged reads) or the first 48 bytes; MalformedHeaderError if the stream ends first. */
+  #readHeader(ended: boolean): State {
+    const raw = this.#options.header ?? (this.#stored.length >= HEADER_SIZE ? this.#stored.take(HEADER_SIZE) : undefined);
+    if (raw === undefined) {
+      if (ended) throw new MalformedHeaderError(`stream ended after ${this.#stored.length} bytes, before the ${HEADER_SIZE}-byte header`);
+      return this.#state;
+    }
+    const header = parseHeader(raw);
+    const chunks = this.#chunkReaderFor(header);
+    this.#options.onHeader?.(header);
+    return { name: 'readingChunks', chunks };
+  }
+
+  /** The reader of this object's chunks: the key chosen by the header's key id (UnknownKeyIdError if none). */
+  #chunkReaderFor(header: Header): ChunkReader {
+    const { keyRing, identity, plaintextSize, range } = this.#options;
+    const cipher = new ChunkCipher(keyRing.find(header.keyId).master, header, identity);
+    if (plaintextSize === undefined) return new UnsizedChunkReader(cipher, header.chunkLog2);
+    return new SizedChunkReader(cipher, header.chunkLog2, plaintextSize, range);
+  }
+
+  #readChunks(chunks: ChunkReader, ended: boolean): State {
+    for (const plain of ended ? chunks.finish(this.#stored) : chunks.read(this.#stored)) {
+      if (plain.length > 0) this.push(plain);
+    }
+    return chunks.done ? { name: 'finished', chunks } : { name: 'readingChunks', chunks };
+  }
+
+  /** Bytes after the final chunk are not part of the object: they fail as the chunk after it. */
+  #refuseTrailingBytes(chunks: ChunkReader): void {
+    if (this.#stored.length > 0) throw new AuthenticationError(chunks.nextChunk);
+  }
+}
+
+/** A Transform from format v1 to plaintext (see DecryptStream). */
+export function createDecryptStream(options: DecryptOptions): DecryptStream {
+  return new DecryptStream(options);
+}
+
+/** Runs one step of the stream and reports its outcome to `done`: a thrown error fails the stream. */
+function settle(done: TransformCallback, step: () => void): void {
+  let failure: Error | undefined;
+  try {
+    step();
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+  }
+  done(failure);
+}

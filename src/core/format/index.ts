@@ -1,0 +1,18 @@
+/**
+ * Encrypted object format v1, specified in docs/FORMAT.md: a 48-byte plaintext header, then chunks of
+ * AES-256-GCM (the STREAM construction). The writer and the reader mirror each other and both hold at most
+ * two chunks in memory, whatever the object's size. A chunk's plaintext is pushed downstream only after its
+ * tag verified, so a failing stream never releases unauthenticated bytes.
+ *
+ *   header  magic "BKS1" | version 1 | algorithm 1 | chunk log2 | 0 | key id (8) | salt (32)     header.ts
+ *   chunk i AES-256-GCM(objectKey, nonce_i, plaintext_i, aad = header) = ciphertext_i || tag_i    chunkCipher.ts
+ *   nonce_i 7 zero bytes | uint32 BE i | 1 for the last chunk else 0
+ *   objectKey = HKDF-SHA256(master, salt, "bucket-storage/v1 segment " + dataspace + "/" + segmentId)
+ *   sizes and byte ranges                                                                         layout.ts
+ *   writer: encryptStream.ts          reader: decryptStream.ts, chunkReader.ts
+ */
+export { HEADER_SIZE, MIN_CHUNK_LOG2, MAX_CHUNK_LOG2, DEFAULT_CHUNK_LOG2, isChunkLog2, parseHeader, type Header } from './header.ts';
+export { TAG_SIZE } from './chunkCipher.ts';
+export { checkRange, chunkCount, ciphertextSize, planRange, type RangePlan } from './layout.ts';
+export { createEncryptStream, EncryptStream, type EncryptOptions } from './encryptStream.ts';
+export { createDecryptStream, DecryptStream, type DecryptOptions } from './decryptStream.ts';
