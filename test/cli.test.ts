@@ -91,6 +91,14 @@ describe('bucket-storage CLI', () => {
     expect(missing.stderr).toMatch(/--segment is required/);
   });
 
+  it('--chunk-log2 outside the bounds of the format exits 2 naming them', () => {
+    for (const value of ['15', '25', 'x']) {
+      const run = cli(['encrypt', '--dataspace', 'd', '--segment', 's', '--chunk-log2', value]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(new RegExp(`--chunk-log2 ${value}: expected a whole number 16\\.\\.24`));
+    }
+  });
+
   it('encrypt with the key off fails clearly; an unknown command exits 2', () => {
     const plain = join(dir, 'k');
     const off = cli(['encrypt', '--dataspace', 'd', '--segment', 's'], { file: plain }, { S3_STORAGE_ENCRYPTION_KEY: 'off' });

@@ -5,7 +5,20 @@ import { describe, expect, it } from 'vitest';
 import { AuthenticationError, InvalidRangeError, MalformedHeaderError, TruncatedError, UnknownKeyIdError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
 import { Secret } from '../src/core/secret.ts';
-import { ciphertextSize, createDecryptStream, createEncryptStream, HEADER_SIZE, parseHeader, planRange, TAG_SIZE, type DecryptOptions } from '../src/core/format/index.ts';
+import {
+  checkRange,
+  ciphertextSize,
+  createDecryptStream,
+  createEncryptStream,
+  HEADER_SIZE,
+  isChunkLog2,
+  MAX_CHUNK_LOG2,
+  MIN_CHUNK_LOG2,
+  parseHeader,
+  planRange,
+  TAG_SIZE,
+  type DecryptOptions,
+} from '../src/core/format/index.ts';
 import { plaintextSizeOf } from './support/layoutOracle.ts';
 
 const resolve = async (s: Secret) => s.reveal();
@@ -84,6 +97,32 @@ describe('round trips', () => {
   it('plaintextSizeOf refuses sizes no plaintext has', () => {
     expect(plaintextSizeOf(HEADER_SIZE + 5, 16)).toBeUndefined();
     expect(plaintextSizeOf(HEADER_SIZE + 2 ** 16 + TAG_SIZE + 10, 16)).toBeUndefined();
+  });
+});
+
+describe('header and range bounds', () => {
+  it('the chunk size is 2^16..2^24: the writer refuses any other', async () => {
+    expect([MIN_CHUNK_LOG2, MAX_CHUNK_LOG2]).toEqual([16, 24]);
+    expect([15, 16, 24, 25, 20.5].map(isChunkLog2)).toEqual([false, true, true, false, false]);
+    const key = (await ring('codec-test-secret')).current!;
+    for (const chunkLog2 of [15, 25, 20.5]) expect(() => createEncryptStream({ key, identity: ID, chunkLog2 })).toThrow(MalformedHeaderError);
+  });
+
+  it('one range check, for plain and encrypted segments alike', () => {
+    expect(() => checkRange(10, 0, 9)).not.toThrow();
+    expect(() => checkRange(10, 3, 3)).not.toThrow();
+    expect(() => checkRange(10, 0, 10)).toThrow(/ends past the segment's last byte \(9; size 10\)/);
+    expect(() => checkRange(10, 4, 3)).toThrow(/reversed/);
+    expect(() => checkRange(10, 0.5, 3)).toThrow(/whole numbers/);
+    expect(() => checkRange(0, 0, 0)).toThrow(/the segment is empty/);
+    expect(() => planRange(0, 16, 0, 0)).toThrow(/the segment is empty/);
+  });
+
+  it('a ranged decrypt without the header or the plaintext size is refused up front', async () => {
+    const keyRing = await ring('codec-test-secret');
+    const range = planRange(100, 16, 0, 9);
+    expect(() => createDecryptStream({ keyRing, identity: ID, range, plaintextSize: 100 })).toThrow(InvalidRangeError);
+    expect(() => createDecryptStream({ keyRing, identity: ID, range, header: Buffer.alloc(HEADER_SIZE) })).toThrow(InvalidRangeError);
   });
 });
 
@@ -181,6 +220,8 @@ describe('tamper matrix: the typed error, and nothing released past the failing 
     const badVersion = Buffer.from(s);
     badVersion[4] = 2;
     await expectFailure(badVersion, MalformedHeaderError, 0);
+    await expectFailure(flip(s, 5), MalformedHeaderError, 0); // algorithm 1 → 0
+    await expectFailure(flip(s, 7), MalformedHeaderError, 0); // reserved 0 → 1
   });
 
   it('bit flip in a ciphertext and in a tag', async () => {
