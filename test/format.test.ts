@@ -94,6 +94,20 @@ describe('round trips', () => {
     }
   }
 
+  it('however the stored bytes arrive: one byte at a time, header included', async () => {
+    const plain = randomBytes(2 ** 16 + 100);
+    const sealed = await encrypt(plain, 16);
+    const r = await ring('codec-test-secret');
+    for (const plaintextSize of [undefined, plain.length]) {
+      const out: Buffer[] = [];
+      const bytes = (function* () {
+        for (let i = 0; i < sealed.length; i++) yield sealed.subarray(i, i + 1);
+      })();
+      for await (const c of Readable.from(bytes).pipe(createDecryptStream({ keyRing: r, identity: ID, ...(plaintextSize === undefined ? {} : { plaintextSize }) }))) out.push(c as Buffer);
+      expect(Buffer.concat(out).equals(plain)).toBe(true);
+    }
+  });
+
   it('plaintextSizeOf refuses sizes no plaintext has', () => {
     expect(plaintextSizeOf(HEADER_SIZE + 5, 16)).toBeUndefined();
     expect(plaintextSizeOf(HEADER_SIZE + 2 ** 16 + TAG_SIZE + 10, 16)).toBeUndefined();
@@ -184,7 +198,7 @@ describe('tamper matrix: the typed error, and nothing released past the failing 
   const cs = chunk + TAG_SIZE;
   const chunkAt = (sealed: Buffer, i: number) => sealed.subarray(HEADER_SIZE + i * cs, Math.min(sealed.length, HEADER_SIZE + (i + 1) * cs));
 
-  async function expectFailure(bytes: Buffer, type: abstract new (...a: never[]) => Error, failingChunk: number | undefined, options: { sizeKnown?: boolean; secret?: string; previous?: string[]; identity?: typeof ID } = {}) {
+  async function expectFailure<E extends Error>(bytes: Buffer, type: abstract new (...a: never[]) => E, failingChunk: number | undefined, options: { sizeKnown?: boolean; secret?: string; previous?: string[]; identity?: typeof ID } = {}): Promise<E> {
     const keyRing = await ring(options.secret ?? 'codec-test-secret', options.previous ?? []);
     const out: Buffer[] = [];
     let err: unknown;
@@ -203,6 +217,8 @@ describe('tamper matrix: the typed error, and nothing released past the failing 
       expect(released.length).toBeLessThanOrEqual(failingChunk * chunk);
       if (err instanceof AuthenticationError || err instanceof TruncatedError) expect(err.chunkIndex).toBe(failingChunk);
     }
+    if (!(err instanceof type)) throw new Error('not reached: checked above');
+    return err;
   }
 
   const flip = (b: Buffer, at: number) => {
@@ -245,11 +261,12 @@ describe('tamper matrix: the typed error, and nothing released past the failing 
   it('truncation mid-chunk and at a chunk boundary (length unknown)', async () => {
     const s = await sealedP;
     await expectFailure(s.subarray(0, HEADER_SIZE + 2 * cs + 500), AuthenticationError, 2);
-    await expectFailure(s.subarray(0, HEADER_SIZE + 3 * cs), TruncatedError, 3);
+    expect((await expectFailure(s.subarray(0, HEADER_SIZE + 3 * cs), TruncatedError, 3)).message).toMatch(/at a chunk boundary after chunk 2 /);
     await expectFailure(s.subarray(0, HEADER_SIZE + cs), TruncatedError, 1);
-    await expectFailure(s.subarray(0, HEADER_SIZE + 3 * cs + 5), TruncatedError, 3);
-    await expectFailure(s.subarray(0, HEADER_SIZE), TruncatedError, 0);
+    expect((await expectFailure(s.subarray(0, HEADER_SIZE + 3 * cs + 5), TruncatedError, 3)).message).toMatch(/inside chunk 3 \(5 bytes, shorter than a tag\)/);
+    expect((await expectFailure(s.subarray(0, HEADER_SIZE), TruncatedError, 0)).message).toMatch(/a header but no chunk/);
     await expectFailure(s.subarray(0, 20), MalformedHeaderError, 0);
+    expect((await expectFailure(Buffer.alloc(0), MalformedHeaderError, 0)).message).toMatch(/ended after 0 bytes/);
   });
 
   it('truncation mid-chunk and at a chunk boundary (size known from metadata): TruncatedError', async () => {

@@ -22,28 +22,29 @@ export class ByteQueue {
     if (n > this.#length) throw new RangeError(`ByteQueue: ${n} bytes asked, ${this.#length} held`);
     this.#length -= n;
     const first = this.#parts[0];
-    if (first !== undefined && first.length >= n) return this.#takeFrom(first, n);
+    if (first !== undefined && first.length >= n) {
+      if (first.length === n) this.#parts.shift();
+      else this.#parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
+    let used = 0; // pieces copied whole: dropped at once, so many small pieces cost linear time, not quadratic
     while (filled < n) {
-      const part = this.#parts[0];
+      const part = this.#parts[used];
       if (part === undefined) break; // not reached: the length was checked above
-      const piece = this.#takeFrom(part, Math.min(part.length, n - filled));
-      piece.copy(out, filled);
-      filled += piece.length;
+      const k = Math.min(part.length, n - filled);
+      part.copy(out, filled, 0, k);
+      filled += k;
+      if (k === part.length) used++;
+      else this.#parts[used] = part.subarray(k);
     }
+    this.#parts.splice(0, used);
     return out;
   }
 
   /** Every byte held. */
   takeAll(): Buffer {
     return this.take(this.#length);
-  }
-
-  /** The first `n` bytes of `part`, the queue's first piece, which is consumed by as much. */
-  #takeFrom(part: Buffer, n: number): Buffer {
-    if (n === part.length) this.#parts.shift();
-    else this.#parts[0] = part.subarray(n);
-    return part.subarray(0, n);
   }
 }
