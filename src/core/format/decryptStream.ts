@@ -29,6 +29,7 @@ export interface DecryptOptions {
   readonly onHeader?: (header: Header) => void;
 }
 
+/** What the stream reads next: the header, the chunks (with the reader of this object's chunks), or nothing more. */
 type State =
   | { readonly name: 'awaitingHeader' }
   | { readonly name: 'readingChunks'; readonly chunks: ChunkReader }
@@ -75,7 +76,7 @@ export class DecryptStream extends Transform {
     const raw = this.#options.header ?? (this.#stored.length >= HEADER_SIZE ? this.#stored.take(HEADER_SIZE) : undefined);
     if (raw === undefined) {
       if (ended) throw new MalformedHeaderError(`stream ended after ${this.#stored.length} bytes, before the ${HEADER_SIZE}-byte header`);
-      return this.#state;
+      return { name: 'awaitingHeader' };
     }
     const header = parseHeader(raw);
     const chunks = this.#chunkReaderFor(header);
@@ -91,6 +92,7 @@ export class DecryptStream extends Transform {
     return new SizedChunkReader(cipher, header.chunkLog2, plaintextSize, range);
   }
 
+  /** Pushes the plaintext of every chunk that can be opened now; at the end, of all that are left (or fails). */
   #readChunks(chunks: ChunkReader, ended: boolean): State {
     for (const plain of ended ? chunks.finish(this.#stored) : chunks.read(this.#stored)) {
       if (plain.length > 0) this.push(plain);
