@@ -19,8 +19,9 @@ export class ConfigError extends BucketStorageError {
   constructor(
     readonly variable: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -30,8 +31,9 @@ export class InvalidIdentifierError extends BucketStorageError {
   constructor(
     readonly field: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -41,8 +43,9 @@ export class InvalidMessageError extends BucketStorageError {
   constructor(
     readonly field: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
