@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deriveKey } from '../src/core/keyRing.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
-import { fetchContext, fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { fetchSegment } from '../src/fetch/fetchSegment.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
 import { storeSegment, type StoredSegment } from '../test/support/storeSegment.ts';
 import { bundleChild, exec, REPO } from './support/child.ts';
@@ -57,7 +57,6 @@ const fmt = (n: number, w = 8, d = 1) => n.toFixed(d).padStart(w);
 
 /** Latency (ms) of `samples` 64 KiB range reads at pseudo-random offsets: median and p90. */
 async function rangeLatency(runtime: Runtime, root: string, segmentId: string, size: number, samples: number): Promise<{ median: number; p90: number }> {
-  const ctx = fetchContext(runtime);
   const times: number[] = [];
   let seed = 12345;
   for (let i = 0; i < samples; i++) {
@@ -65,7 +64,7 @@ async function rangeLatency(runtime: Runtime, root: string, segmentId: string, s
     const start = Math.floor((seed / 2 ** 31) * (size - 64 * 1024));
     const target = join(root, `range-${i}`);
     const t0 = performance.now();
-    await fetchSegment(ctx, { dataspace: 'bench', segmentId, destination: `file://${target}`, range: { start, end: start + 64 * 1024 - 1 } });
+    await fetchSegment(runtime, { dataspace: 'bench', segmentId, destination: `file://${target}`, range: { start, end: start + 64 * 1024 - 1 } });
     times.push(performance.now() - t0);
     await rm(target);
   }

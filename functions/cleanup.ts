@@ -6,12 +6,10 @@ import middy from '@middy/core';
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { logger } from '../src/core/logger.ts';
 import { getRuntime } from '../src/core/runtime.ts';
-import { cleanupContext } from '../src/cleanup/cleanupContext.ts';
 import { runCleanupOnce, type CleanupReport } from '../src/cleanup/runCleanup.ts';
 
 async function cleanupHandler(_event: ScheduledEvent, context: Context): Promise<CleanupReport> {
-  const runtime = await getRuntime();
-  const report = await runCleanupOnce(await cleanupContext(runtime), { budgetMs: context.getRemainingTimeInMillis() });
+  const report = await runCleanupOnce(await getRuntime(), { budgetMs: context.getRemainingTimeInMillis() });
   logger.info('cleanup run', { ...report, failures: report.failures.slice(0, 20) });
   return report;
 }

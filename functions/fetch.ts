@@ -6,14 +6,12 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../src/core/messages.ts';
-import { loadBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { getRuntime } from '../src/core/runtime.ts';
-import { deadlineSignal, fetchContext, fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { deadlineSignal, fetchSegment } from '../src/fetch/fetchSegment.ts';
 
 async function fetchHandler(event: unknown, context: Context): Promise<FetchAnswer> {
   const invocation = parseWith(fetchInvocationSchema, event, 'fetch invocation');
-  const runtime = await getRuntime();
-  return fetchSegment(fetchContext(runtime, await loadBucketRegistry(runtime)), invocation, { signal: deadlineSignal(context) });
+  return fetchSegment(await getRuntime(), invocation, { signal: deadlineSignal(context) });
 }
 
 export const handler = middy(fetchHandler);

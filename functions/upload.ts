@@ -8,9 +8,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { errorFields, logger } from '../src/core/logger.ts';
 import { parseJsonWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
-import { loadBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { getRuntime } from '../src/core/runtime.ts';
-import { uploadContext } from '../src/upload/uploadContext.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 
 const processor = new BatchProcessor(EventType.SQS);
@@ -18,8 +16,7 @@ const processor = new BatchProcessor(EventType.SQS);
 async function recordHandler(record: SQSRecord): Promise<void> {
   try {
     const announcement = parseJsonWith(segmentAnnouncementSchema, record.body, 'segment announcement');
-    const runtime = await getRuntime();
-    const result = await uploadSegment(uploadContext(runtime, await loadBucketRegistry(runtime)), announcement);
+    const result = await uploadSegment(await getRuntime(), announcement);
     logger.info('segment stored', { messageId: record.messageId, ...result });
   } catch (err) {
     logger.error('segment not stored; the record is reported failed', { messageId: record.messageId, receiveCount: record.attributes?.ApproximateReceiveCount, ...errorFields(err) });

@@ -16,15 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { loadBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { deletionAnnouncementSchema, segmentAnnouncementSchema } from '../src/core/messages.ts';
-import { cleanupContext } from '../src/cleanup/cleanupContext.ts';
 import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
-import { uploadContext } from '../src/upload/uploadContext.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { sendMessage } from '../src/core/queues.ts';
 import { createRuntime } from '../src/core/runtime.ts';
-import { fetchContext, restoreAndCheck } from '../src/fetch/index.ts';
+import { restoreAndCheck } from '../src/fetch/index.ts';
 import { startLocalServers } from '../src/local/embeddedServers.ts';
 import { serveQueue } from '../src/local/serve.ts';
 
@@ -83,13 +80,13 @@ async function main(): Promise<number> {
       const id = `segment-${String(i).padStart(2, '0')}`;
       const sha256 = await writeSegment(join(sourceRoot, id), size);
       segments.push({ id, size, sha256 });
-      await sendMessage(runtime.clients.sqs, queue.url, 'S3_STORAGE_SEGMENTS_QUEUE_URL', segmentAnnouncementSchema,
-        { version: 1, dataspace: 'demo', segmentId: id, source: `file://${join(sourceRoot, id)}`, size, sha256 }, 'segment announcement');
+      await sendMessage(runtime.clients.sqs, runtime.config, { queue: 'segments', schema: segmentAnnouncementSchema, what: 'segment announcement',
+        message: { version: 1, dataspace: 'demo', segmentId: id, source: `file://${join(sourceRoot, id)}`, size, sha256 } });
       say(`announced ${id}: ${(size / MiB).toFixed(2)} MiB`);
     }
     // A poison message: its source does not exist. It must end in the DLQ and harm nothing else.
-    await sendMessage(runtime.clients.sqs, queue.url, 'S3_STORAGE_SEGMENTS_QUEUE_URL', segmentAnnouncementSchema,
-      { version: 1, dataspace: 'demo', segmentId: 'poison', source: `file://${join(sourceRoot, 'missing')}` }, 'segment announcement');
+    await sendMessage(runtime.clients.sqs, runtime.config, { queue: 'segments', schema: segmentAnnouncementSchema, what: 'segment announcement',
+      message: { version: 1, dataspace: 'demo', segmentId: 'poison', source: `file://${join(sourceRoot, 'missing')}` } });
     say('announced poison: a segment whose source is missing (expected to reach the DLQ)');
 
     const { handler } = await import('../functions/upload.ts');
@@ -108,16 +105,15 @@ async function main(): Promise<number> {
     const bytes = segments.reduce((s, x) => s + x.size, 0);
 
     // Restores: one whole segment, one byte range of the largest, both checked against the source's digest.
-    const ctx = fetchContext(runtime);
     const whole = segments[Math.min(3, segments.length - 1)]!;
-    await restoreAndCheck(ctx, { dataspace: 'demo', segmentId: whole.id, destination: `file://${join(restoreRoot, whole.id)}` }, { sha256: whole.sha256, bytes: whole.size });
+    await restoreAndCheck(runtime, { dataspace: 'demo', segmentId: whole.id, destination: `file://${join(restoreRoot, whole.id)}` }, { sha256: whole.sha256, bytes: whole.size });
     say(`restored ${whole.id} whole: ${whole.size} bytes, SHA-256 matches`);
     const largest = segments[segments.length - 1]!;
     const start = Math.floor(largest.size / 3);
     const end = start + 65535;
     const slice = createHash('sha256');
     for await (const c of createReadStream(join(sourceRoot, largest.id), { start, end })) slice.update(c as Buffer);
-    await restoreAndCheck(ctx, { dataspace: 'demo', segmentId: largest.id, destination: `file://${join(restoreRoot, `${largest.id}.range`)}`, range: { start, end } }, { sha256: slice.digest('hex'), bytes: 65536 });
+    await restoreAndCheck(runtime, { dataspace: 'demo', segmentId: largest.id, destination: `file://${join(restoreRoot, `${largest.id}.range`)}`, range: { start, end } }, { sha256: slice.digest('hex'), bytes: 65536 });
     say(`restored bytes ${start}-${end} of ${largest.id}: SHA-256 matches`);
 
     const listed = await runtime.clients.s3().send(new ListObjectsV2Command({ Bucket: bucket }));
@@ -125,21 +121,19 @@ async function main(): Promise<number> {
     // Switch to a fresh bucket: a cold start with S3_STORAGE_BUCKET changed. New segments go to the new bucket;
     // an old one announced again is found in the old bucket and not copied.
     const switched = await createRuntime({ ...env, S3_STORAGE_BUCKET: freshBucket });
-    const registry = await loadBucketRegistry(switched);
-    say(`\nswitched to ${freshBucket}; registry: ${(await registry.all()).map((r) => r.bucket).join(' → ')}`);
-    const upCtx = uploadContext(switched, registry);
+    say(`\nswitched to ${freshBucket}; registry: ${(await switched.registry.all()).map((r) => r.bucket).join(' → ')}`);
     for (const id of ['segment-new-1', 'segment-new-2']) {
       await writeSegment(join(sourceRoot, id), 100_000);
-      const r = await uploadSegment(upCtx, { version: 1, dataspace: 'demo', segmentId: id, source: `file://${join(sourceRoot, id)}` });
+      const r = await uploadSegment(switched, { version: 1, dataspace: 'demo', segmentId: id, source: `file://${join(sourceRoot, id)}` });
       say(`uploaded ${id} to ${r.bucket}`);
     }
-    const again = await uploadSegment(upCtx, { version: 1, dataspace: 'demo', segmentId: segments[0]!.id, source: `file://${join(sourceRoot, segments[0]!.id)}` });
+    const again = await uploadSegment(switched, { version: 1, dataspace: 'demo', segmentId: segments[0]!.id, source: `file://${join(sourceRoot, segments[0]!.id)}` });
     say(`announced ${segments[0]!.id} again: ${again.outcome} in ${again.bucket}`);
     // Cleanup: one old and one new segment deleted, from every registered bucket.
     for (const id of [segments[1]!.id, 'segment-new-1']) {
-      await sendMessage(switched.clients.sqs, deletions.url, 'S3_STORAGE_DELETIONS_QUEUE_URL', deletionAnnouncementSchema, { version: 1, dataspace: 'demo', segmentId: id }, 'deletion announcement');
+      await sendMessage(switched.clients.sqs, switched.config, { queue: 'deletions', schema: deletionAnnouncementSchema, what: 'deletion announcement', message: { version: 1, dataspace: 'demo', segmentId: id } });
     }
-    const cleaned = await runCleanupOnce(await cleanupContext(switched), { budgetMs: 60_000 });
+    const cleaned = await runCleanupOnce(switched, { budgetMs: 60_000 });
     say(`cleanup: ${cleaned.completed} deletions done in ${cleaned.deleteRequests} DeleteObjects requests across ${Object.keys(cleaned.deletedPerBucket).length} buckets`);
     const count = async (b: string) => (await switched.clients.s3().send(new ListObjectsV2Command({ Bucket: b }))).KeyCount ?? 0;
     const afterOld = await count(bucket);

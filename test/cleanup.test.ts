@@ -12,7 +12,7 @@ import { StorageError } from '../src/core/errors.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import type { BucketRef } from '../src/core/s3Store.ts';
-import { runCleanupOnce, type CleanupContext } from '../src/cleanup/runCleanup.ts';
+import { runCleanupOnce, type CleanupRuntime } from '../src/cleanup/runCleanup.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
 
 let servers: LocalServers;
@@ -47,8 +47,8 @@ async function depth(url: string): Promise<number> {
   return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
 
-function context(overrides: Partial<CleanupContext> = {}): CleanupContext {
-  return { config: runtime.config, store: runtime.store, sqs, registry: new ListedBucketRegistry(refs[2]!, refs), ...overrides };
+function context(overrides: Partial<CleanupRuntime> = {}): CleanupRuntime {
+  return { config: runtime.config, store: runtime.store, clients: { sqs }, registry: new ListedBucketRegistry(refs[2]!, refs), ...overrides };
 }
 
 /** A store that counts DeleteObjects requests. */

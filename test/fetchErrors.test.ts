@@ -21,7 +21,7 @@ import {
 import { deriveKey } from '../src/core/keyRing.ts';
 import type { Runtime } from '../src/core/runtime.ts';
 import type { BucketRef, S3Store } from '../src/core/s3Store.ts';
-import { fetchSegment, type FetchContext } from '../src/fetch/fetchSegment.ts';
+import { fetchSegment, type FetchRuntime } from '../src/fetch/fetchSegment.ts';
 import { countRequests, CURRENT_SECRET, startHarness, type Harness } from './support/fetchHarness.ts';
 import { storeSegment } from './support/storeSegment.ts';
 
@@ -63,7 +63,7 @@ async function expectNothingLeft(name: string): Promise<void> {
   expect((await h.rootEntries()).filter((n) => n.includes(name))).toEqual([]);
 }
 
-async function restoreToFile(segmentId: string, extra: Record<string, unknown> = {}, ctx: FetchContext = h.context(runtime)) {
+async function restoreToFile(segmentId: string, extra: Record<string, unknown> = {}, ctx: FetchRuntime = runtime) {
   return fetchSegment(ctx, { dataspace: 'ds', segmentId, destination: `file://${join(h.root, segmentId)}`, ...extra });
 }
 
@@ -104,7 +104,7 @@ describe('objects that fail their checks leave no file', () => {
         return Readable.from([body.subarray(0, (full?.size ?? 0) - 40)]);
       },
     });
-    await expect(restoreToFile(name, {}, { ...h.context(runtime), store: lying })).rejects.toBeInstanceOf(TruncatedError);
+    await expect(restoreToFile(name, {}, { ...runtime, store: lying })).rejects.toBeInstanceOf(TruncatedError);
     await expectNothingLeft(name);
   });
 
@@ -155,7 +155,7 @@ describe('objects that fail their checks leave no file', () => {
       { step: 'initialize', name: 'captureUploadIds' },
     );
     const destination = `s3://${h.bucket.bucket}/restored/tampered-s3`;
-    await expect(fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'tampered-s3', destination })).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'tampered-s3', destination })).rejects.toBeInstanceOf(AuthenticationError);
     client.middlewareStack.remove('captureUploadIds');
     const commands = counter.requests.map((r) => r.command);
     expect(commands).toContain('CreateMultipartUploadCommand');
@@ -174,7 +174,7 @@ describe('a restore stopped by its signal (Lambda deadline)', () => {
     await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'stopped' }, 3 * CHUNK, 'stopped', { key: await deriveKey(CURRENT_SECRET), chunkLog2: CHUNK_LOG2 });
     for (const concurrency of [1, 2]) {
       const controller = new AbortController();
-      const restore = fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'stopped', destination: `file://${join(h.root, 'stopped')}` }, {
+      const restore = fetchSegment(runtime, { dataspace: 'ds', segmentId: 'stopped', destination: `file://${join(h.root, 'stopped')}` }, {
         signal: controller.signal,
         concurrency,
         partSize: CHUNK,
@@ -190,7 +190,7 @@ describe('bad input', () => {
   it('an unknown segment → SegmentNotFoundError naming every bucket searched', async () => {
     h.servers.createBucket('fetch-previous');
     const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-previous', region: h.bucket.region }], all: async () => [h.bucket, { bucket: 'fetch-previous', region: h.bucket.region }] };
-    const err = await restoreToFile('never-stored', {}, h.context(runtime, registry)).catch((e: unknown) => e);
+    const err = await restoreToFile('never-stored', {}, { ...runtime, registry: registry }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SegmentNotFoundError);
     expect(err).toMatchObject({ code: 'SEGMENT_NOT_FOUND', bucketsSearched: ['s3://fetch-test (us-east-1)', 's3://fetch-previous (us-east-1)'] });
     expect((err as Error).message).toMatch(/fetch-test.*fetch-previous/);
@@ -202,7 +202,7 @@ describe('bad input', () => {
     const older = { bucket: 'fetch-older', region: h.bucket.region };
     await storeSegment(runtime.store, older, { dataspace: 'ds', segmentId: 'in-older' }, 777, 'older', { key: await deriveKey(CURRENT_SECRET) });
     const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, older], all: async () => [h.bucket, older] };
-    const answer = await restoreToFile('in-older', {}, h.context(runtime, registry));
+    const answer = await restoreToFile('in-older', {}, { ...runtime, registry: registry });
     expect(answer).toMatchObject({ bucket: 'fetch-older', size: 777, bytesWritten: 777 });
   });
 
@@ -213,7 +213,7 @@ describe('bad input', () => {
     ['dataspace', { dataspace: 'x'.repeat(200), segmentId: 's' }],
   ])('an invalid identifier → InvalidMessageError naming %s, no request', async (field, ids) => {
     const counter = countRequests(runtime.clients.s3());
-    const err = await fetchSegment(h.context(runtime), { ...ids, destination: `file://${join(h.root, 'bad-id')}` }).catch((e: unknown) => e);
+    const err = await fetchSegment(runtime, { ...ids, destination: `file://${join(h.root, 'bad-id')}` }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidMessageError);
     expect(err).toMatchObject({ field });
     expect(counter.requests).toEqual([]);
@@ -236,17 +236,17 @@ describe('bad input', () => {
     await symlink(outside, join(h.root, 'escape'));
     const counter = countRequests(runtime.clients.s3());
     for (const destination of [`file://${outside}/x`, `file://${h.root}/../x`, `file://${h.root}/escape/x`]) {
-      await expect(fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'ranged', destination })).rejects.toBeInstanceOf(PathOutsideRootError);
+      await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination })).rejects.toBeInstanceOf(PathOutsideRootError);
     }
     expect(counter.requests).toEqual([]);
   });
 
   it('a destination that cannot be written → LocationError, nothing left', async () => {
     await writeFile(join(h.root, 'a-file'), 'x');
-    await expect(fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-file/x` })).rejects.toBeInstanceOf(LocationError);
-    await expect(fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/no-such-dir/x` })).rejects.toBeInstanceOf(LocationError);
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-file/x` })).rejects.toBeInstanceOf(LocationError);
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/no-such-dir/x` })).rejects.toBeInstanceOf(LocationError);
     await mkdir(join(h.root, 'a-dir'));
-    await expect(fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-dir` })).rejects.toBeInstanceOf(LocationError);
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-dir` })).rejects.toBeInstanceOf(LocationError);
     expect((await h.rootEntries()).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
@@ -261,7 +261,7 @@ describe('bad input', () => {
     const twoBuckets: BucketRegistry = { current: h?.bucket, searchOrder: async () => [h.bucket, { bucket: 'fetch-denied', region: h.bucket.region }], all: async () => [h.bucket, { bucket: 'fetch-denied', region: h.bucket.region }] };
 
     it('holding nothing we found elsewhere → StorageError, not "not found"', async () => {
-      const ctx = { ...h.context(runtime, twoBuckets), store: deniedStore('fetch-denied') };
+      const ctx = { ...{ ...runtime, registry: twoBuckets }, store: deniedStore('fetch-denied') };
       const err = await restoreToFile('never-stored', {}, ctx).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StorageError);
       expect(err).not.toBeInstanceOf(SegmentNotFoundError);
@@ -270,7 +270,8 @@ describe('bad input', () => {
     });
 
     it('denied current bucket, segment in a later one → restored from there', async () => {
-      const ctx = { ...h.context(runtime, { current: h.bucket, searchOrder: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket], all: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket] }), store: deniedStore('fetch-denied') };
+      const registry = { current: h.bucket, searchOrder: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket], all: async () => [{ bucket: 'fetch-denied', region: h.bucket.region }, h.bucket] };
+      const ctx = { ...runtime, registry, store: deniedStore('fetch-denied') };
       await expect(restoreToFile('ranged', {}, ctx)).resolves.toMatchObject({ bucket: h.bucket.bucket, size: 1000 });
     });
   });

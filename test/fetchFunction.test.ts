@@ -8,7 +8,6 @@ import { handler } from '../functions/fetch.ts';
 import { main } from '../src/cli/main.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
 import type { Runtime } from '../src/core/runtime.ts';
-import { fetchContext } from '../src/fetch/fetchSegment.ts';
 import { restoreAndCheck } from '../src/fetch/restoreAndCheck.ts';
 import { CURRENT_SECRET, PREVIOUS_SECRET, startHarness, type Harness } from './support/fetchHarness.ts';
 import { patternBytes } from './support/sourceData.ts';
@@ -117,7 +116,7 @@ describe('bucket-storage restore', () => {
 
 describe('restoreAndCheck', () => {
   it('passes when the bytes match and throws IntegrityError when they do not', async () => {
-    const ctx = fetchContext(runtime);
+    const ctx = runtime;
     const invocation = { dataspace: 'demo', segmentId: 'segment-0001', destination: `file://${h.root}/checked` };
     await expect(restoreAndCheck(ctx, invocation, { sha256: stored.sha256, bytes: SIZE })).resolves.toMatchObject({ bytesWritten: SIZE });
     await expect(restoreAndCheck(ctx, invocation, { sha256: '0'.repeat(64), bytes: SIZE })).rejects.toMatchObject({ name: 'IntegrityError', what: 'sha256' });

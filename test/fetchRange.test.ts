@@ -46,7 +46,7 @@ describe.each(['enc', 'plain'] as const)('ranged restore of a %s segment', (segm
       fc.asyncProperty(fc.oneof(rangeArb, boundaryArb), async (range) => {
         counter.reset();
         const target = join(h.root, `${segmentId}-${run++}`);
-        const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId, destination: `file://${target}`, range });
+        const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId, destination: `file://${target}`, range });
         const expected = source.subarray(range.start, range.end + 1);
         expect((await readFile(target)).equals(expected)).toBe(true);
         expect(answer.size).toBe(SIZE);
@@ -66,7 +66,7 @@ describe.each(['enc', 'plain'] as const)('ranged restore of a %s segment', (segm
 describe('ranged restore answers', () => {
   it('reports the sha256 of the bytes written', async () => {
     const target = join(h.root, 'sha');
-    const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'enc', destination: `file://${target}`, range: { start: 10, end: 70_000 } });
+    const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'enc', destination: `file://${target}`, range: { start: 10, end: 70_000 } });
     const { createHash } = await import('node:crypto');
     expect(answer.sha256).toBe(createHash('sha256').update(source.subarray(10, 70_001)).digest('hex'));
   });

@@ -44,7 +44,7 @@ describe('whole restore round trip', () => {
       const segmentId = `rt-${mode.replace(/[^a-z]+/g, '-')}-${size}`;
       const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId }, size, segmentId, { key, chunkLog2: CHUNK_LOG2 });
       const target = join(h.root, segmentId);
-      const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId, destination: `file://${target}` });
+      const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId, destination: `file://${target}` });
       expect(answer).toEqual({ bucket: h.bucket.bucket, region: h.bucket.region, key: stored.key, size, sha256: stored.sha256, bytesWritten: size });
       expect((await readFile(target)).equals(patternBytes(size, segmentId))).toBe(true);
       expect((await h.rootEntries()).filter((n) => n.startsWith('.'))).toEqual([]);
@@ -62,7 +62,7 @@ describe('whole restore round trip', () => {
     const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId }, size, segmentId, { key });
     const counter = countRequests(runtime.clients.s3());
     const target = join(h.root, segmentId);
-    const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId, destination: `file://${target}` }, { concurrency, partSize: 8 * MiB });
+    const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId, destination: `file://${target}` }, { concurrency, partSize: 8 * MiB });
     expect(answer).toEqual({ bucket: h.bucket.bucket, region: h.bucket.region, key: stored.key, size, sha256: stored.sha256, bytesWritten: size });
     expect((await stat(target)).size).toBe(size);
     expect(await sha256File(target)).toBe(stored.sha256);
@@ -82,7 +82,7 @@ describe('whole restore round trip', () => {
     const { runtime, key } = await setUp('on');
     const size = 20 * MiB + 3;
     const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'to-s3' }, size, 'to-s3', { key });
-    const answer = await fetchSegment(h.context(runtime), { dataspace: 'ds', segmentId: 'to-s3', destination: `s3://${h.bucket.bucket}/restored/to-s3` });
+    const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'to-s3', destination: `s3://${h.bucket.bucket}/restored/to-s3` });
     expect(answer).toMatchObject({ size, sha256: stored.sha256, bytesWritten: size });
     const hash = createHash('sha256');
     for await (const chunk of await runtime.store.get(h.bucket, 'restored/to-s3')) hash.update(chunk as Buffer);
@@ -95,8 +95,8 @@ describe('whole restore round trip', () => {
     await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'again' }, 1000, 'again', { key });
     const target = join(h.root, 'again');
     const invocation = { dataspace: 'ds', segmentId: 'again', destination: `file://${target}` };
-    await fetchSegment(h.context(runtime), invocation);
-    await fetchSegment(h.context(runtime), invocation);
+    await fetchSegment(runtime, invocation);
+    await fetchSegment(runtime, invocation);
     expect((await readFile(target)).equals(patternBytes(1000, 'again'))).toBe(true);
   });
 });

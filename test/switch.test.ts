@@ -14,13 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
-import { cleanupContext } from '../src/cleanup/cleanupContext.ts';
 import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
-import { fetchContext, fetchSegment } from '../src/fetch/index.ts';
+import { fetchSegment } from '../src/fetch/index.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
-import { uploadContext } from '../src/upload/uploadContext.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { patternBytes, patternStream } from './support/sourceData.ts';
 
@@ -36,7 +33,7 @@ async function runtimeFor(bucket: string): Promise<Runtime> {
   return createRuntime({ ...env, S3_STORAGE_BUCKET: bucket });
 }
 async function upload(rt: Runtime, i: number) {
-  return uploadSegment(uploadContext(rt, await loadBucketRegistry(rt)), { version: 1, dataspace: 'sw', segmentId: `seg-${i}`, source: `file://${source(i)}` });
+  return uploadSegment(rt, { version: 1, dataspace: 'sw', segmentId: `seg-${i}`, source: `file://${source(i)}` });
 }
 async function keys(rt: Runtime, bucket: string): Promise<string[]> {
   const out = await rt.clients.s3().send(new ListObjectsV2Command({ Bucket: bucket }));
@@ -77,8 +74,7 @@ describe('switching to a fresh bucket', () => {
     const aKeys = await keys(a, 'switch-a');
 
     const b = await runtimeFor('switch-b');
-    const registry = await loadBucketRegistry(b);
-    expect((await registry.all()).map((r) => r.bucket)).toEqual(['switch-a', 'switch-b']);
+    expect((await b.registry.all()).map((r) => r.bucket)).toEqual(['switch-a', 'switch-b']);
     for (let i = 5; i < 10; i++) expect((await upload(b, i)).outcome).toBe('uploaded');
     for (const i of [1, 3]) expect(await upload(b, i)).toMatchObject({ outcome: 'already-stored', bucket: 'switch-a' });
     const bSegments = (await keys(b, 'switch-b')).filter((k) => k.includes('/bks/'));
@@ -86,10 +82,9 @@ describe('switching to a fresh bucket', () => {
     expect(bSegments.every((k) => /seg-[5-9]$/.test(k))).toBe(true);
     expect(await keys(b, 'switch-a')).toEqual(aKeys);
 
-    const ctx = fetchContext(b, registry);
     for (let i = 0; i < 10; i++) {
       const dest = join(root, 'out', `seg-${i}`);
-      const answer = await fetchSegment(ctx, { dataspace: 'sw', segmentId: `seg-${i}`, destination: `file://${dest}` });
+      const answer = await fetchSegment(b, { dataspace: 'sw', segmentId: `seg-${i}`, destination: `file://${dest}` });
       expect(answer.bucket).toBe(i < 5 ? 'switch-a' : 'switch-b');
       expect((await readFile(dest)).equals(patternBytes(size(i), `sw-${i}`))).toBe(true);
     }
@@ -97,7 +92,7 @@ describe('switching to a fresh bucket', () => {
     for (const i of [0, 2, 4, 6, 8]) {
       await b.clients.sqs.send(new SendMessageCommand({ QueueUrl: deletions.url, MessageBody: JSON.stringify({ version: 1, dataspace: 'sw', segmentId: `seg-${i}` }) }));
     }
-    const report = await runCleanupOnce(await cleanupContext(b), { budgetMs: 60_000 });
+    const report = await runCleanupOnce(b, { budgetMs: 60_000 });
     expect(report).toMatchObject({ received: 5, completed: 5, left: 0 });
     const remainingA = await keys(b, 'switch-a');
     const remainingB = await keys(b, 'switch-b');

@@ -13,16 +13,15 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SingleBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { BucketStorageError, IntegrityError, InvalidMessageError, LocationError, PathOutsideRootError, StorageError } from '../src/core/errors.ts';
 import { decodeObjectMetadata } from '../src/core/objectMetadata.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { createDecryptStream } from '../src/core/format/index.ts';
 import { lambdaContext } from '../src/local/lambdaContext.ts';
+import { sqsRecord } from '../src/local/lambdaEvents.ts';
 import { serveQueue } from '../src/local/serve.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
-import { uploadContext } from '../src/upload/uploadContext.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { patternSha256, patternStream } from './support/sourceData.ts';
 
@@ -45,19 +44,7 @@ function announcement(segmentId: string, path: string, extra: Record<string, unk
 }
 
 function sqsEvent(bodies: string[]): SQSEvent {
-  return {
-    Records: bodies.map((body) => ({
-      messageId: randomUUID(),
-      receiptHandle: 'r',
-      body,
-      attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'test', ApproximateFirstReceiveTimestamp: '0' },
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:segments',
-      awsRegion: 'us-east-1',
-    })),
-  };
+  return { Records: bodies.map((body) => sqsRecord({ messageId: randomUUID(), body, receiptHandle: 'r' }, queue.url, servers.region)) };
 }
 
 async function objectBytes(rt: Runtime, key: string): Promise<Buffer> {
@@ -139,7 +126,7 @@ describe('uploadSegment', () => {
     const src = await writeSource('big', size);
     const parts: string[] = [];
     runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (parts.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countBig' });
-    const result = await uploadSegment(uploadContext(runtime), announcement('big', src.path, { size, sha256: src.sha256 }));
+    const result = await uploadSegment(runtime, announcement('big', src.path, { size, sha256: src.sha256 }));
     runtime.clients.s3().middlewareStack.remove('countBig');
     expect(result).toMatchObject({ outcome: 'uploaded', size, sha256: src.sha256 });
     expect(parts.filter((p) => p === 'UploadPartCommand').length).toBeGreaterThan(30);
@@ -154,7 +141,7 @@ describe('uploadSegment', () => {
   it('with encryption off the object equals the source and carries its SHA-256', async () => {
     const off = await createRuntime({ ...baseEnv, S3_STORAGE_ENCRYPTION_KEY: 'off' });
     const src = await writeSource('plain', 3 * 1024 * 1024 + 5);
-    const result = await uploadSegment(uploadContext(off), announcement('plain', src.path));
+    const result = await uploadSegment(off, announcement('plain', src.path));
     const stored = await objectBytes(off, result.key);
     expect(stored.equals(await readFile(src.path))).toBe(true);
     const info = await off.store.head({ bucket: BUCKET, region: servers.region }, result.key);
@@ -174,7 +161,7 @@ describe('uploadSegment', () => {
     );
     for (const [name, size] of [['kms-small', 1000], ['kms-multi', 12 * 1024 * 1024]] as const) {
       const src = await writeSource(name, size);
-      await uploadSegment(uploadContext(kms), announcement(name, src.path));
+      await uploadSegment(kms, announcement(name, src.path));
     }
     expect(seen.map((s) => s.command).sort()).toEqual(['CreateMultipartUploadCommand', 'PutObjectCommand']);
     for (const s of seen) expect(s).toMatchObject({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: arn, BucketKeyEnabled: true });
@@ -183,10 +170,10 @@ describe('uploadSegment', () => {
 
   it('a redelivered announcement of a stored segment does no second upload', async () => {
     const src = await writeSource('again', 70_000);
-    const first = await uploadSegment(uploadContext(runtime), announcement('again', src.path));
+    const first = await uploadSegment(runtime, announcement('again', src.path));
     const writes: string[] = [];
     runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (writes.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countAgain' });
-    const second = await uploadSegment(uploadContext(runtime), announcement('again', src.path));
+    const second = await uploadSegment(runtime, announcement('again', src.path));
     runtime.clients.s3().middlewareStack.remove('countAgain');
     expect(first.outcome).toBe('uploaded');
     expect(second.outcome).toBe('already-stored');
@@ -196,11 +183,11 @@ describe('uploadSegment', () => {
   it('USING_EPHEMERAL_DISKS reads the object back and fails the record on a mismatch', async () => {
     const eph = await createRuntime({ ...baseEnv, USING_EPHEMERAL_DISKS: 'true' });
     const src = await writeSource('eph', 5000);
-    const ok = await uploadSegment(uploadContext(eph), announcement('eph', src.path));
+    const ok = await uploadSegment(eph, announcement('eph', src.path));
     expect(ok.verified).toBe(true);
     // Injected mismatch: the read-back HEAD reports one byte less than was sent.
     const lying = {
-      ...uploadContext(eph),
+      ...eph,
       store: {
         get: eph.store.get.bind(eph.store),
         put: eph.store.put.bind(eph.store),
@@ -225,7 +212,7 @@ describe('bad input: one clear typed error, nothing stored', () => {
     ['bad identifier', () => announcement('a/b', '/x'), InvalidMessageError, /segmentId/],
     ['missing version', () => ({ dataspace: 'd', segmentId: 's', source: 'file:///x' }), InvalidMessageError, /version/],
   ] as const)('%s', async (_name, make, type, message) => {
-    const err = await uploadSegment(uploadContext(runtime), make()).catch((e: unknown) => e);
+    const err = await uploadSegment(runtime, make()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(type);
     expect((err as Error).message).toMatch(message);
   });
@@ -236,38 +223,38 @@ describe('bad input: one clear typed error, nothing stored', () => {
     await writeFile(join(outside, 'secret'), 'x');
     await symlink(join(outside, 'secret'), join(root, 'link-out'));
     for (const path of [join(outside, 'secret'), join(root, 'link-out'), `${root}/../${outside.split('/').pop()}/secret`]) {
-      await expect(uploadSegment(uploadContext(runtime), announcement('out', path))).rejects.toBeInstanceOf(PathOutsideRootError);
+      await expect(uploadSegment(runtime, announcement('out', path))).rejects.toBeInstanceOf(PathOutsideRootError);
     }
     await rm(outside, { recursive: true });
   });
 
   it('a missing source is a LocationError', async () => {
-    await expect(uploadSegment(uploadContext(runtime), announcement('missing', join(root, 'none')))).rejects.toBeInstanceOf(LocationError);
+    await expect(uploadSegment(runtime, announcement('missing', join(root, 'none')))).rejects.toBeInstanceOf(LocationError);
   });
 
   it('size and sha256 mismatches fail and leave no object', async () => {
     const src = await writeSource('mm', 9 * 1024 * 1024);
-    await expect(uploadSegment(uploadContext(runtime), announcement('mm', src.path, { size: 5 }))).rejects.toBeInstanceOf(IntegrityError);
+    await expect(uploadSegment(runtime, announcement('mm', src.path, { size: 5 }))).rejects.toBeInstanceOf(IntegrityError);
     const wrong = 'a'.repeat(64);
     const small = await createRuntime({ ...baseEnv, S3_STORAGE_PART_SIZE_MIB: '5' });
-    await expect(uploadSegment(uploadContext(small), announcement('mm', src.path, { sha256: wrong }))).rejects.toBeInstanceOf(IntegrityError);
+    await expect(uploadSegment(small, announcement('mm', src.path, { sha256: wrong }))).rejects.toBeInstanceOf(IntegrityError);
     expect(await runtime.store.head({ bucket: BUCKET, region: servers.region }, formatSegmentKey('', { dataspace: 'up', segmentId: 'mm' }))).toBeUndefined();
   });
 
   it('an unreachable or missing bucket is a StorageError naming the bucket', async () => {
     const src = await writeSource('nb', 100);
     const gone = await createRuntime({ ...baseEnv, S3_STORAGE_BUCKET: 'no-such-bucket' });
-    const err = await uploadSegment(uploadContext(gone, new SingleBucketRegistry({ bucket: 'no-such-bucket', region: servers.region })), announcement('nb', src.path)).catch((e: unknown) => e);
+    const err = await uploadSegment(gone, announcement('nb', src.path)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect((err as Error).message).toContain('no-such-bucket');
     const down = await createRuntime({ ...baseEnv, S3_STORAGE_ENDPOINT_BASE: 'http://127.0.0.1:9' });
-    const err2 = await uploadSegment(uploadContext(down), announcement('nb', src.path)).catch((e: unknown) => e);
+    const err2 = await uploadSegment(down, announcement('nb', src.path)).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(StorageError);
     expect((err2 as Error).message).not.toContain(SECRET);
   }, 120_000);
 
   it('a source directory is refused', async () => {
     await mkdir(join(root, 'dir'), { recursive: true });
-    await expect(uploadSegment(uploadContext(runtime), announcement('dir', join(root, 'dir')))).rejects.toBeInstanceOf(LocationError);
+    await expect(uploadSegment(runtime, announcement('dir', join(root, 'dir')))).rejects.toBeInstanceOf(LocationError);
   });
 });

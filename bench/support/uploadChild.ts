@@ -4,13 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRuntime } from '../../src/core/runtime.ts';
-import { uploadContext } from '../../src/upload/uploadContext.ts';
 import { uploadSegment } from '../../src/upload/uploadSegment.ts';
 import { peakRssKiB } from './child.ts';
 
 const [path, segmentId] = process.argv.slice(2) as [string, string];
 const runtime = await createRuntime(process.env);
 const started = performance.now();
-const result = await uploadSegment(uploadContext(runtime), { version: 1, dataspace: 'bench', segmentId, source: `file://${path}` });
+const result = await uploadSegment(runtime, { version: 1, dataspace: 'bench', segmentId, source: `file://${path}` });
 const ms = performance.now() - started;
 console.log(JSON.stringify({ ms, result, maxRssKiB: peakRssKiB(readFileSync('/proc/self/status', 'utf8')) }));

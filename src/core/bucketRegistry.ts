@@ -11,6 +11,7 @@
  * only one (SingleBucketRegistry).
  */
 import * as z from 'zod';
+import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
 import type { Config } from './config.ts';
 import { BucketStorageError, RegistryError, StorageError } from './errors.ts';
 import { registryKey } from './objectKeys.ts';
@@ -35,7 +36,7 @@ export class SingleBucketRegistry implements BucketRegistry {
 }
 
 const entrySchema = z.strictObject({
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'is not a bucket name'),
+  bucket: z.string().refine(isBucketName, BUCKET_NAME_MESSAGE),
   region: z.string().regex(/^[a-z0-9-]{2,32}$/, 'is not a region'),
   firstSeen: z.iso.datetime({ message: 'is not an ISO date-time' }),
 });
@@ -130,17 +131,4 @@ export async function openBucketRegistry(store: Pick<S3Store, 'getSmall' | 'putS
       await sleep(Math.random() * Math.min(2_000, 50 * 2 ** attempt));
     }
   }
-}
-
-const cache = new WeakMap<object, Promise<BucketRegistry>>();
-
-/** The registry of a runtime, opened once per process (cold start). A failure is retried on the next call. */
-export function loadBucketRegistry(runtime: { readonly config: Config; readonly store: Pick<S3Store, 'getSmall' | 'putSmall'> }): Promise<BucketRegistry> {
-  let registry = cache.get(runtime);
-  if (registry === undefined) {
-    registry = openBucketRegistry(runtime.store, runtime.config);
-    cache.set(runtime, registry);
-    registry.catch(() => cache.delete(runtime));
-  }
-  return registry;
 }

@@ -6,6 +6,7 @@
  */
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
+import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
 import { ConfigError } from './errors.ts';
 import { MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from './format/header.ts';
 import { Secret } from './secret.ts';
@@ -49,11 +50,7 @@ export interface Config {
   readonly awsRegion: string;
 }
 
-const BUCKET_FORM = '3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
-const bucketName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, `is not a valid S3 bucket name; expected ${BUCKET_FORM}`)
-  .refine((v) => !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), `is not a valid S3 bucket name; expected ${BUCKET_FORM}, no '..', not an IP address`);
+const bucketName = z.string().refine(isBucketName, BUCKET_NAME_MESSAGE);
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$|^[a-z0-9-]{2,32}$/, 'is not a region name; expected a form like eu-west-1');
 const bool = (name: string) =>
   z

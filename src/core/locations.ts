@@ -5,32 +5,47 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUCKET_NAME_PATTERN, isBucketName } from './bucketNames.ts';
 import { InvalidMessageError, LocationError, PathOutsideRootError } from './errors.ts';
 
 export type Location = { readonly kind: 'file'; readonly path: string } | { readonly kind: 's3'; readonly bucket: string; readonly key: string };
 
-export function parseLocation(field: string, url: string): Location {
+const S3_URL = new RegExp(`^s3://(${BUCKET_NAME_PATTERN})/(.+)$`);
+const FORM = 'must be file:///absolute/path or s3://bucket/key';
+
+/** The location `url` names, or what is wrong with it (and the underlying error, if any). */
+function tryParse(url: string): Location | { readonly problem: string; readonly cause?: unknown } {
   if (url.startsWith('file://')) {
     let path: string;
     try {
       path = fileURLToPath(url);
     } catch (err) {
-      throw new InvalidMessageError(field, `${field} ${JSON.stringify(url)} is not a valid file:// URL (${(err as Error).message})`);
+      return { problem: `${JSON.stringify(url)} is not a valid file:// URL (${err instanceof Error ? err.message : String(err)})`, cause: err };
     }
-    if (!isAbsolute(path) || path.includes('\0')) throw new InvalidMessageError(field, `${field} must be an absolute file:/// path`);
+    if (!isAbsolute(path) || path.includes('\0')) return { problem: 'must be an absolute file:/// path' };
     return { kind: 'file', path };
   }
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(url);
-  if (m) {
-    let key: string;
-    try {
-      key = decodeURIComponent(m[2] as string);
-    } catch {
-      throw new InvalidMessageError(field, `${field} ${JSON.stringify(url)} has a bad percent-escape in its key`);
-    }
-    return { kind: 's3', bucket: m[1] as string, key };
+  const m = S3_URL.exec(url);
+  const [, bucket, encodedKey] = m ?? [];
+  if (bucket === undefined || encodedKey === undefined || !isBucketName(bucket)) return { problem: `${JSON.stringify(url)} ${FORM}` };
+  try {
+    return { kind: 's3', bucket, key: decodeURIComponent(encodedKey) };
+  } catch (err) {
+    return { problem: `${JSON.stringify(url)} has a bad percent-escape in its key`, cause: err };
   }
-  throw new InvalidMessageError(field, `${field} ${JSON.stringify(url)} must be file:///absolute/path or s3://bucket/key`);
+}
+
+/** What is wrong with `url` as a source or destination, or undefined when it is a valid location. */
+export function locationProblem(url: string): string | undefined {
+  const parsed = tryParse(url);
+  return 'problem' in parsed ? parsed.problem : undefined;
+}
+
+/** Parses a file:// or s3:// URL; InvalidMessageError names `field` when it is neither. */
+export function parseLocation(field: string, url: string): Location {
+  const parsed = tryParse(url);
+  if ('problem' in parsed) throw new InvalidMessageError(field, `${field} ${parsed.problem}`, { cause: parsed.cause });
+  return parsed;
 }
 
 function inside(root: string, path: string): boolean {

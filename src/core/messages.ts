@@ -4,13 +4,17 @@
  */
 import * as z from 'zod';
 import { InvalidMessageError } from './errors.ts';
+import { locationProblem } from './locations.ts';
 import { identifierProblem } from './objectKeys.ts';
 
 const identifier = z.string().superRefine((value, ctx) => {
   const problem = identifierProblem(value);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
-const location = z.string().regex(/^(file:\/\/\/|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/).+/, 'must be file:///absolute/path or s3://bucket/key');
+const location = z.string().superRefine((value, ctx) => {
+  const problem = locationProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
 const byteCount = z.number().int('must be a whole number').min(0, 'must be ≥ 0').max(Number.MAX_SAFE_INTEGER);
 
 export const segmentAnnouncementSchema = z.strictObject({

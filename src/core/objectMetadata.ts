@@ -9,6 +9,7 @@
  */
 import * as z from 'zod';
 import { MalformedHeaderError } from './errors.ts';
+import { ciphertextSize, parseHeader } from './format/index.ts';
 
 export type StoredFormat = 'v1' | 'plain';
 
@@ -48,4 +49,14 @@ export function decodeObjectMetadata(metadata: Readonly<Record<string, string>>)
     sha256: m['bks-sha256'],
     header: m['bks-header'] !== undefined ? Buffer.from(m['bks-header'], 'base64') : undefined,
   };
+}
+
+/**
+ * The size a stored object with this metadata must have (`where` names it in errors). A format v1 object
+ * without bks-header was not written by the upload function: MalformedHeaderError.
+ */
+export function expectedStoredSize(meta: SegmentObjectMetadata, where: string): number {
+  if (meta.format === 'plain') return meta.plaintextSize;
+  if (meta.header === undefined) throw new MalformedHeaderError(`${where} is a format v1 object without bks-header metadata: it was not written by the upload function`);
+  return ciphertextSize(meta.plaintextSize, parseHeader(meta.header).chunkLog2);
 }

@@ -1,28 +1,37 @@
 /**
  * What a function needs at cold start, built once per process from the environment: the validated config,
- * the AWS clients, the S3 access layer and the key ring. Handlers call `getRuntime()`; tests and the CLI
- * build their own with `createRuntime(env)` so nothing leaks between them.
+ * the AWS clients, the S3 access layer, the key ring and the registry of buckets. Handlers call `getRuntime()`;
+ * the CLI, the demo, the benches and tests build their own with `createRuntime(env)` so nothing leaks between
+ * them. Because the registry is part of the runtime, no code path can search only the current bucket of a
+ * multi-bucket history by forgetting to load it.
  */
+import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
 import { createClients, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { S3Store } from './s3Store.ts';
-import { SingleBucketRegistry, type BucketRegistry } from './bucketRegistry.ts';
 
 export interface Runtime {
   readonly config: Config;
   readonly clients: Clients;
   readonly store: S3Store;
   readonly keyRing: KeyRing;
+  /** Every bucket ever used (with S3_STORAGE_STATE_BUCKET), or the current bucket alone (without it). */
+  readonly registry: BucketRegistry;
 }
 
-export async function createRuntime(env: Readonly<Record<string, string | undefined>> = process.env): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Options of the registry's cold-start read (tests: clock, back-off). */
+  readonly registry?: OpenRegistryOptions;
+}
+
+export async function createRuntime(env: Readonly<Record<string, string | undefined>> = process.env, options: RuntimeOptions = {}): Promise<Runtime> {
   const config = loadConfig(env);
   const clients = createClients(config);
   const store = new S3Store((region) => clients.s3(region));
-  const keyRing = await loadKeyRing(config, () => clients.kms());
-  return { config, clients, store, keyRing };
+  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(store, config, options.registry)]);
+  return { config, clients, store, keyRing, registry };
 }
 
 let runtime: Promise<Runtime> | undefined;
@@ -38,20 +47,7 @@ export function getRuntime(): Promise<Runtime> {
   return runtime;
 }
 
-/** What uploads and restores work with: a runtime's config, store and keys, and the buckets to search. */
-export interface SegmentContext {
-  readonly config: Config;
-  readonly store: S3Store;
-  readonly keyRing: KeyRing;
-  readonly registry: BucketRegistry;
-}
-
-/** The segment context of a runtime; without `registry`, the current bucket is the only one. */
-export function segmentContext(runtime: Runtime, registry?: BucketRegistry): SegmentContext {
-  return {
-    config: runtime.config,
-    store: runtime.store,
-    keyRing: runtime.keyRing,
-    registry: registry ?? new SingleBucketRegistry({ bucket: runtime.config.bucket, region: runtime.config.region }),
-  };
+/** Forgets the process's runtime, so the next `getRuntime()` is a cold start (tests that change the environment). */
+export function resetRuntime(): void {
+  runtime = undefined;
 }

@@ -6,6 +6,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -29,6 +30,11 @@ export interface ObjectInfo {
   readonly checksumCrc32: string | undefined;
   readonly checksumType: string | undefined;
   readonly serverSideEncryption: string | undefined;
+}
+
+export interface ListedObject {
+  readonly key: string;
+  readonly size: number;
 }
 
 export interface PutOptions {
@@ -192,6 +198,21 @@ export class S3Store {
     } catch (err) {
       throw storageError('PutObject', ref, key, err);
     }
+  }
+
+  /** The objects under `prefix`, a page (≤ 1,000) at a time. */
+  async *list(ref: BucketRef, prefix: string): AsyncGenerator<readonly ListedObject[]> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+      } catch (err) {
+        throw storageError('ListObjectsV2', ref, prefix || undefined, err);
+      }
+      yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0 }]));
+      token = out.NextContinuationToken;
+    } while (token);
   }
 
   /** Deletes up to 1,000 keys in one request; returns the keys S3 reported as failed, with reasons. */

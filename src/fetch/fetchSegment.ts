@@ -12,31 +12,20 @@
  * A restore that fails at any step leaves nothing at the destination.
  */
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { BucketRegistry } from '../core/bucketRegistry.ts';
-import type { Config } from '../core/config.ts';
-import { IntegrityError, MalformedHeaderError, TruncatedError } from '../core/errors.ts';
-import type { KeyRing } from '../core/keyRing.ts';
-import { segmentContext, type Runtime } from '../core/runtime.ts';
+import { IntegrityError, TruncatedError } from '../core/errors.ts';
+import type { Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
 import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
-import { checkRange, ciphertextSize, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
+import { expectedStoredSize } from '../core/objectMetadata.ts';
+import { checkRange, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
 import { openDestination, type PutStore } from './destination.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
-export interface FetchContext {
-  readonly config: Config;
-  readonly store: HeadStore & GetStore & PutStore;
-  readonly keyRing: KeyRing;
-  readonly registry: BucketRegistry;
-}
-
-/** The context of a function or CLI restore: pass the registry to search every bucket ever used. */
-export function fetchContext(runtime: Runtime, registry?: BucketRegistry): FetchContext {
-  return segmentContext(runtime, registry);
-}
+/** What a restore needs of the runtime (tests pass a store that wraps the real one). */
+export type FetchRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & { readonly store: HeadStore & GetStore & PutStore };
 
 /** Margin kept before a Lambda deadline: the restore stops and cleans up instead of being frozen mid-write. */
 export const DEADLINE_MARGIN_MS = 5_000;
@@ -61,20 +50,20 @@ export interface FetchOptions {
 /**
  * Restores one segment, or a byte range of it, to the invocation's destination.
  * @example
- *   const answer = await fetchSegment(ctx, { dataspace: 'logs', segmentId: 'seg-1', destination: 'file:///restore/seg-1' });
+ *   const answer = await fetchSegment(await createRuntime(), { dataspace: 'logs', segmentId: 'seg-1', destination: 'file:///restore/seg-1' });
  */
-export async function fetchSegment(ctx: FetchContext, input: unknown, options: FetchOptions = {}): Promise<FetchAnswer> {
+export async function fetchSegment(runtime: FetchRuntime, input: unknown, options: FetchOptions = {}): Promise<FetchAnswer> {
   const invocation = parseWith(fetchInvocationSchema, input, 'fetch invocation');
   const identity: SegmentIdentity = { dataspace: invocation.dataspace, segmentId: invocation.segmentId };
-  const key = formatSegmentKey(ctx.config.keyPrefix, identity);
+  const key = formatSegmentKey(runtime.config.keyPrefix, identity);
   const location = parseLocation('destination', invocation.destination);
-  const destination = await openDestination(location, ctx.config, ctx.store);
+  const destination = await openDestination(location, runtime.config, runtime.store);
   try {
-    const found = await locateSegment(ctx.store, ctx.registry, key);
+    const found = await locateSegment(runtime.store, runtime.registry, key);
     checkStoredSize(found);
     const plan = invocation.range ? planRead(found, invocation.range) : undefined;
     const total = plan?.length ?? found.metadata.plaintextSize;
-    const source = plan ? readRange(ctx, found, identity, plan, options) : readWhole(ctx, found, identity, options);
+    const source = plan ? readRange(runtime, found, identity, plan, options) : readWhole(runtime, found, identity, options);
     const meter = new VerifyingMeter({
       size: total,
       sha256: plan === undefined && found.metadata.format === 'plain' ? found.metadata.sha256 : undefined,
@@ -101,36 +90,32 @@ function planRead(found: LocatedSegment, range: { start: number; end: number }):
 
 /** Refuses an object whose stored size disagrees with its metadata before any GET. */
 function checkStoredSize(found: LocatedSegment): void {
-  const { metadata, info } = found;
   const where = `s3://${found.ref.bucket}/${found.key}`;
-  let expected = metadata.plaintextSize;
-  if (metadata.format === 'v1') {
-    if (metadata.header === undefined) throw new MalformedHeaderError(`${where} is a format v1 object without bks-header metadata: it was not written by the upload function`);
-    expected = ciphertextSize(metadata.plaintextSize, parseHeader(metadata.header).chunkLog2);
-  }
-  if (info.size < expected) throw new TruncatedError(`${where} holds ${info.size} bytes but its metadata promises ${expected} (bks-size ${metadata.plaintextSize}): it was truncated`);
-  if (info.size > expected) throw new IntegrityError('size', String(expected), String(info.size), `${where} is longer than its metadata says`);
+  const expected = expectedStoredSize(found.metadata, where);
+  const { size } = found.info;
+  if (size < expected) throw new TruncatedError(`${where} holds ${size} bytes but its metadata promises ${expected} (bks-size ${found.metadata.plaintextSize}): it was truncated`);
+  if (size > expected) throw new IntegrityError('size', String(expected), String(size), `${where} is longer than its metadata says`);
 }
 
-function readWhole(ctx: FetchContext, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
+function readWhole(runtime: FetchRuntime, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
   const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
-  const raw = readWholeObject(ctx.store, span, {
-    concurrency: options.concurrency ?? ctx.config.restoreConcurrency,
-    partSize: options.partSize ?? ctx.config.partSize,
+  const raw = readWholeObject(runtime.store, span, {
+    concurrency: options.concurrency ?? runtime.config.restoreConcurrency,
+    partSize: options.partSize ?? runtime.config.partSize,
     signal: options.signal,
   });
   if (found.metadata.format === 'plain') return raw;
-  return chain(raw, createDecryptStream({ keyRing: ctx.keyRing, identity, plaintextSize: found.metadata.plaintextSize }));
+  return chain(raw, createDecryptStream({ keyRing: runtime.keyRing, identity, plaintextSize: found.metadata.plaintextSize }));
 }
 
-function readRange(ctx: FetchContext, found: LocatedSegment, identity: SegmentIdentity, plan: ReadPlan, options: FetchOptions): Readable {
+function readRange(runtime: FetchRuntime, found: LocatedSegment, identity: SegmentIdentity, plan: ReadPlan, options: FetchOptions): Readable {
   const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
   const { metadata } = found;
-  if (metadata.format === 'plain' || metadata.header === undefined) return readObjectRange(ctx.store, span, plan.start, plan.end, options.signal);
+  if (metadata.format === 'plain' || metadata.header === undefined) return readObjectRange(runtime.store, span, plan.start, plan.end, options.signal);
   const header = parseHeader(metadata.header);
   const chunks = planRange(metadata.plaintextSize, header.chunkLog2, plan.start, plan.end);
-  const raw = readObjectRange(ctx.store, span, chunks.cipherStart, chunks.cipherEnd, options.signal);
-  return chain(raw, createDecryptStream({ keyRing: ctx.keyRing, identity, plaintextSize: metadata.plaintextSize, header: header.raw, range: chunks }));
+  const raw = readObjectRange(runtime.store, span, chunks.cipherStart, chunks.cipherEnd, options.signal);
+  return chain(raw, createDecryptStream({ keyRing: runtime.keyRing, identity, plaintextSize: metadata.plaintextSize, header: header.raw, range: chunks }));
 }
 
 /**

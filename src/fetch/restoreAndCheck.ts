@@ -4,7 +4,7 @@
  */
 import { IntegrityError } from '../core/errors.ts';
 import type { FetchAnswer } from '../core/messages.ts';
-import { fetchSegment, type FetchContext, type FetchOptions } from './fetchSegment.ts';
+import { fetchSegment, type FetchOptions, type FetchRuntime } from './fetchSegment.ts';
 
 export interface ExpectedBytes {
   /** Hex SHA-256 of the bytes the restore must write (the whole segment, or the range's slice). */
@@ -16,11 +16,11 @@ export interface ExpectedBytes {
 /**
  * Restores `invocation` and throws IntegrityError unless the bytes written have the expected size and SHA-256.
  * @example
- *   await restoreAndCheck(fetchContext(runtime), { dataspace: 'demo', segmentId: 'seg-1', destination: 'file:///restore/seg-1' },
+ *   await restoreAndCheck(runtime, { dataspace: 'demo', segmentId: 'seg-1', destination: 'file:///restore/seg-1' },
  *     { sha256: announced.sha256, bytes: announced.size });
  */
-export async function restoreAndCheck(ctx: FetchContext, invocation: unknown, expected: ExpectedBytes, options: FetchOptions = {}): Promise<FetchAnswer> {
-  const answer = await fetchSegment(ctx, invocation, options);
+export async function restoreAndCheck(runtime: FetchRuntime, invocation: unknown, expected: ExpectedBytes, options: FetchOptions = {}): Promise<FetchAnswer> {
+  const answer = await fetchSegment(runtime, invocation, options);
   const where = `restore to ${answer.key} from s3://${answer.bucket}`;
   if (answer.bytesWritten !== expected.bytes) throw new IntegrityError('size', String(expected.bytes), String(answer.bytesWritten), where);
   if (answer.sha256 !== expected.sha256) throw new IntegrityError('sha256', expected.sha256, answer.sha256, where);

@@ -6,9 +6,10 @@
  * shortens the wait before a failed record is seen again (Lambda waits the whole visibility timeout).
  * Optional extra jobs (e.g. cleanup) run on a timer between polls.
  */
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, ScheduledEvent, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { lambdaContext } from './lambdaContext.ts';
+import { sqsRecord } from './lambdaEvents.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
@@ -28,26 +29,6 @@ export interface ServeOptions {
   readonly onBatch?: (received: number, failed: number) => void;
   /** Jobs run every `everyMs` between polls (e.g. the cleanup function). */
   readonly timers?: readonly { readonly everyMs: number; run(): Promise<void> }[];
-}
-
-function toRecord(m: Message, queueUrl: string, region: string): SQSRecord {
-  const attributes = m.Attributes ?? {};
-  return {
-    messageId: m.MessageId ?? '',
-    receiptHandle: m.ReceiptHandle ?? '',
-    body: m.Body ?? '',
-    attributes: {
-      ApproximateReceiveCount: attributes.ApproximateReceiveCount ?? '1',
-      SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
-      SenderId: attributes.SenderId ?? 'local',
-      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
-    },
-    messageAttributes: {},
-    md5OfBody: m.MD5OfBody ?? '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: `arn:aws:sqs:${region}:000000000000:${queueUrl.split('/').pop() ?? 'queue'}`,
-    awsRegion: region,
-  };
 }
 
 /** Polls until the signal aborts or the queue stays idle; returns the count of records handled. */
@@ -80,7 +61,7 @@ export async function serveQueue(options: ServeOptions): Promise<{ received: num
       continue;
     }
     idle = 0;
-    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, options.queueUrl, options.region)) };
+    const event: SQSEvent = { Records: messages.map((m) => sqsRecord({ messageId: m.MessageId ?? '', body: m.Body ?? '', receiptHandle: m.ReceiptHandle, attributes: m.Attributes, md5OfBody: m.MD5OfBody }, options.queueUrl, options.region)) };
     const answer = await options.handler(event, lambdaContext('upload'));
     const failedIds = new Set(answer.batchItemFailures.map((f) => f.itemIdentifier));
     const done = event.Records.filter((r) => !failedIds.has(r.messageId));
@@ -101,19 +82,4 @@ export async function serveQueue(options: ServeOptions): Promise<{ received: num
     options.onBatch?.(messages.length, failed.length);
   }
   return totals;
-}
-
-/** The event EventBridge sends a scheduled function (serve's cleanup timer). */
-export function scheduledEvent(region: string): ScheduledEvent {
-  return {
-    version: '0',
-    id: `local-${Date.now()}`,
-    'detail-type': 'Scheduled Event',
-    source: 'aws.events',
-    account: '000000000000',
-    time: new Date().toISOString(),
-    region,
-    resources: ['arn:aws:events:local:000000000000:rule/bucket-storage-cleanup'],
-    detail: {},
-  };
 }

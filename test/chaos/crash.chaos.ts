@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/core/runtime.ts';
-import { fetchContext, fetchSegment } from '../../src/fetch/index.ts';
+import { fetchSegment } from '../../src/fetch/index.ts';
 import { patternBytes, patternStream } from '../support/sourceData.ts';
 import { startMoto, type MotoServer } from '../support/motoServer.ts';
 import { recordChaos, scaled } from './summary.ts';
@@ -91,7 +91,7 @@ describe('crashes', () => {
     await new Promise((r) => last.on('exit', r));
 
     const runtime = await createRuntime(env);
-    const ctx = fetchContext(runtime);
+    const ctx = runtime;
     let losses = 0;
     for (let i = 0; i < SEGMENTS; i++) {
       const dest = join(dir, 'out', `seg-${i}`);

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/core/runtime.ts';
 import { fetchSegment } from '../../src/fetch/index.ts';
-import { uploadContext } from '../../src/upload/uploadContext.ts';
 import { uploadSegment } from '../../src/upload/uploadSegment.ts';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy.ts';
 import { startHarness, type Harness } from '../support/fetchHarness.ts';
@@ -58,9 +57,9 @@ describe('uploads under S3 faults', () => {
         const bytes = patternBytes(sizeOf(n), `up-${n}`);
         await writeFile(path, bytes);
         try {
-          await uploadSegment(uploadContext(uploader), { version: 1, dataspace: 'chaos-up', segmentId: `up-${n}`, source: `file://${path}` });
+          await uploadSegment(uploader, { version: 1, dataspace: 'chaos-up', segmentId: `up-${n}`, source: `file://${path}` });
           const dest = join(h.root, `check-${n}`);
-          await fetchSegment(h.context(direct), { dataspace: 'chaos-up', segmentId: `up-${n}`, destination: `file://${dest}` });
+          await fetchSegment(direct, { dataspace: 'chaos-up', segmentId: `up-${n}`, destination: `file://${dest}` });
           if (!(await readFile(dest)).equals(bytes)) losses++;
           await rm(dest, { force: true });
         } catch (err) {
@@ -95,7 +94,7 @@ describe('restores under S3 faults', () => {
 
     let losses = 0;
     let checked = 0;
-    const ctx = h.context(faulty);
+    const ctx = faulty;
     let next = 0;
     const worker = async () => {
       for (let n = next++; n < RESTORES; n = next++) {

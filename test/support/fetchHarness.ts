@@ -1,12 +1,11 @@
-/** Shared set-up of the fetch tests: embedded servers, a restore root, runtimes, GET counting. */
+/** Shared set-up of the fetch tests: embedded servers, a restore root, runtimes, GET counting. A runtime's registry
+ * is the one bucket (no state bucket); tests of several buckets give a restore `{ ...runtime, registry }`. */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SingleBucketRegistry, type BucketRegistry } from '../../src/core/bucketRegistry.ts';
 import { createRuntime, type Runtime } from '../../src/core/runtime.ts';
 import type { BucketRef } from '../../src/core/s3Store.ts';
-import type { FetchContext } from '../../src/fetch/fetchSegment.ts';
 import { startLocalServers, type LocalServers } from '../../src/local/embeddedServers.ts';
 
 export const CURRENT_SECRET = 'current-secret-for-fetch-tests-0123456789abcdefghijklmnopqrstuvwxyz';
@@ -17,7 +16,6 @@ export interface Harness {
   readonly bucket: BucketRef;
   readonly root: string;
   runtime(env?: Record<string, string>): Promise<Runtime>;
-  context(runtime: Runtime, registry?: BucketRegistry): FetchContext;
   /** Names of the entries of the restore root (temporary files included). */
   rootEntries(): Promise<string[]>;
   close(): Promise<void>;
@@ -43,12 +41,6 @@ export async function startHarness(bucketName = 'fetch-test'): Promise<Harness> 
         S3_STORAGE_SECRETKEY: 'local',
         ...env,
       }),
-    context: (runtime, registry) => ({
-      config: runtime.config,
-      store: runtime.store,
-      keyRing: runtime.keyRing,
-      registry: registry ?? new SingleBucketRegistry(bucket),
-    }),
     rootEntries: async () => (await readdir(root)).sort(),
     async close() {
       await servers.stop();

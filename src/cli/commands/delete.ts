@@ -11,7 +11,7 @@ export const deleteCommand: Command = {
   async run(ctx) {
     const config = loadConfig(ctx.env);
     const message = { version: 1, dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') };
-    const id = await sendMessage(createClients(config).sqs, config.deletionsQueueUrl, 'S3_STORAGE_DELETIONS_QUEUE_URL', deletionAnnouncementSchema, message, 'deletion announcement');
+    const id = await sendMessage(createClients(config).sqs, config, { queue: 'deletions', schema: deletionAnnouncementSchema, message, what: 'deletion announcement' });
     ctx.stdout.write(`${JSON.stringify({ messageId: id, ...message })}\n`);
     return 0;
   },

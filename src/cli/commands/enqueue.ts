@@ -20,7 +20,7 @@ export const enqueueCommand: Command = {
       ...(size !== undefined ? { size: Number(size) } : {}),
       ...(typeof ctx.values.sha256 === 'string' ? { sha256: ctx.values.sha256 } : {}),
     };
-    const id = await sendMessage(createClients(config).sqs, config.segmentsQueueUrl, 'S3_STORAGE_SEGMENTS_QUEUE_URL', segmentAnnouncementSchema, message, 'segment announcement');
+    const id = await sendMessage(createClients(config).sqs, config, { queue: 'segments', schema: segmentAnnouncementSchema, message, what: 'segment announcement' });
     ctx.stdout.write(`${JSON.stringify({ messageId: id, ...message })}\n`);
     return 0;
   },

@@ -1,9 +1,8 @@
 /** `restore --dataspace D --segment S --to URL [--range A-B]`: runs the fetch function's restore from the shell. */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadBucketRegistry } from '../../core/bucketRegistry.ts';
 import { createRuntime } from '../../core/runtime.ts';
-import { fetchContext, fetchSegment } from '../../fetch/fetchSegment.ts';
+import { fetchSegment } from '../../fetch/fetchSegment.ts';
 import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
 
 const MiB = 1024 * 1024;
@@ -22,7 +21,7 @@ export const restoreCommand: Command = {
     const runtime = await createRuntime(ctx.env);
     const tty = isTerminal(ctx.stderr);
     const started = Date.now();
-    const answer = await fetchSegment(fetchContext(runtime, await loadBucketRegistry(runtime)), invocation, {
+    const answer = await fetchSegment(runtime, invocation, {
       ...(tty ? { onProgress: (written: number, total: number) => ctx.stderr.write(`\r${progressLine(invocation.segmentId, written, total, Date.now() - started)}`) } : {}),
     }).finally(() => {
       if (tty) ctx.stderr.write('\n');

@@ -1,8 +1,9 @@
 import { createClients } from '../../core/clients.ts';
-import { ConfigError } from '../../core/errors.ts';
+import { requireQueueUrl } from '../../core/queues.ts';
 import { loadConfig } from '../../core/config.ts';
 import { lambdaContext } from '../../local/lambdaContext.ts';
-import { scheduledEvent, serveQueue } from '../../local/serve.ts';
+import { scheduledEvent } from '../../local/lambdaEvents.ts';
+import { serveQueue } from '../../local/serve.ts';
 import { UsageError, type Command } from '../command.ts';
 
 export const serveCommand: Command = {
@@ -11,7 +12,7 @@ export const serveCommand: Command = {
   options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' } },
   async run(ctx) {
     const config = loadConfig(ctx.env);
-    if (config.segmentsQueueUrl === undefined) throw new ConfigError('S3_STORAGE_SEGMENTS_QUEUE_URL', 'S3_STORAGE_SEGMENTS_QUEUE_URL is not set; serve polls that queue');
+    const queueUrl = requireQueueUrl(config, 'segments');
     const num = (name: string, min: number, max: number): number | undefined => {
       const v = ctx.values[name];
       if (v === undefined) return undefined;
@@ -31,10 +32,10 @@ export const serveCommand: Command = {
     const stop = () => controller.abort();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
-    ctx.stderr.write(`serve: polling ${config.segmentsQueueUrl}\n`);
+    ctx.stderr.write(`serve: polling ${queueUrl}\n`);
     const totals = await serveQueue({
       sqs: createClients(config).sqs,
-      queueUrl: config.segmentsQueueUrl,
+      queueUrl,
       region: config.region,
       handler: (event, context) => handler(event, context),
       batchSize: num('batch-size', 1, 10),

@@ -1,38 +1,43 @@
 /** `status`: the registry of buckets, queue depths (with their DLQs) and segment objects per bucket. */
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { loadBucketRegistry } from '../../core/bucketRegistry.ts';
+import { GetQueueAttributesCommand, type QueueAttributeName, type SQSClient } from '@aws-sdk/client-sqs';
 import { parseSegmentKey } from '../../core/objectKeys.ts';
+import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
+import type { BucketRef } from '../../core/s3Store.ts';
 import type { Command } from '../command.ts';
 
-async function queueDepths(runtime: Runtime, url: string | undefined) {
+async function queueAttributes(sqs: SQSClient, url: string, names: QueueAttributeName[]): Promise<Record<string, string>> {
+  try {
+    return (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: names }))).Attributes ?? {};
+  } catch (err) {
+    throw queueError('GetQueueAttributes', url, err);
+  }
+}
+
+async function queueDepths(sqs: SQSClient, url: string | undefined) {
   if (url === undefined) return undefined;
-  const attrs = await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'RedrivePolicy'] }));
-  const a = attrs.Attributes ?? {};
+  const a = await queueAttributes(sqs, url, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'RedrivePolicy']);
+  // RedrivePolicy is JSON written by SQS itself: parsed at this boundary.
   const redrive = a.RedrivePolicy ? (JSON.parse(a.RedrivePolicy) as { deadLetterTargetArn?: string; maxReceiveCount?: string | number }) : undefined;
   let dlq: number | undefined;
   if (redrive?.deadLetterTargetArn) {
     // The DLQ's URL is the queue's with the DLQ's name.
     const dlqUrl = url.replace(/[^/]+$/, redrive.deadLetterTargetArn.split(':').pop() ?? '');
-    const d = await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['ApproximateNumberOfMessages'] })).catch(() => undefined);
-    dlq = d ? Number(d.Attributes?.ApproximateNumberOfMessages ?? 0) : undefined;
+    const d = await queueAttributes(sqs, dlqUrl, ['ApproximateNumberOfMessages']).catch(() => undefined);
+    dlq = d ? Number(d.ApproximateNumberOfMessages ?? 0) : undefined;
   }
   return { visible: Number(a.ApproximateNumberOfMessages ?? 0), inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0), deadLetter: dlq, maxReceiveCount: redrive?.maxReceiveCount };
 }
 
-async function countSegments(runtime: Runtime, bucket: string, region: string): Promise<number | string> {
+async function countSegments(runtime: Runtime, ref: BucketRef): Promise<number | string> {
   let count = 0;
-  let token: string | undefined;
   try {
-    do {
-      const out = await runtime.clients.s3(region).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: runtime.config.keyPrefix || undefined, ContinuationToken: token }));
-      count += (out.Contents ?? []).filter((c) => c.Key !== undefined && parseSegmentKey(runtime.config.keyPrefix, c.Key) !== undefined).length;
-      token = out.NextContinuationToken;
-    } while (token);
+    for await (const page of runtime.store.list(ref, runtime.config.keyPrefix)) {
+      count += page.filter((o) => parseSegmentKey(runtime.config.keyPrefix, o.key) !== undefined).length;
+    }
     return count;
   } catch (err) {
-    return `unavailable (${err instanceof Error ? err.name : 'error'})`;
+    return `unavailable (${err instanceof Error ? err.message : 'error'})`;
   }
 }
 
@@ -42,16 +47,16 @@ export const statusCommand: Command = {
   options: {},
   async run(ctx) {
     const runtime = await createRuntime(ctx.env);
-    const registry = await loadBucketRegistry(runtime);
+    const { registry } = runtime;
     const buckets = await Promise.all(
-      (await registry.all()).map(async (ref) => ({ ...ref, current: ref.bucket === registry.current.bucket && ref.region === registry.current.region, segments: await countSegments(runtime, ref.bucket, ref.region) })),
+      (await registry.all()).map(async (ref) => ({ ...ref, current: ref.bucket === registry.current.bucket && ref.region === registry.current.region, segments: await countSegments(runtime, ref) })),
     );
     const status = {
       prefix: runtime.config.keyPrefix,
       encryption: runtime.config.encryption.mode,
       buckets,
-      segmentsQueue: await queueDepths(runtime, runtime.config.segmentsQueueUrl),
-      deletionsQueue: await queueDepths(runtime, runtime.config.deletionsQueueUrl),
+      segmentsQueue: await queueDepths(runtime.clients.sqs, runtime.config.segmentsQueueUrl),
+      deletionsQueue: await queueDepths(runtime.clients.sqs, runtime.config.deletionsQueueUrl),
     };
     ctx.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
     return 0;

@@ -1,0 +1,67 @@
+/** The deletions queue as cleanup uses it: receive a batch, parse each message, delete the ones done. */
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { errorFields, logger } from '../core/logger.ts';
+import { deletionAnnouncementSchema, parseJsonWith } from '../core/messages.ts';
+import { formatSegmentKey } from '../core/objectKeys.ts';
+import { queueError } from '../core/queues.ts';
+
+export interface ReceivedDeletion {
+  readonly message: Message;
+  readonly key: string;
+}
+
+export interface ReceivedBatch {
+  readonly received: number;
+  readonly deletions: readonly ReceivedDeletion[];
+  /** Messages that are not deletion announcements: logged and left on the queue for its DLQ. */
+  readonly malformed: number;
+}
+
+export class DeletionsQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly url: string,
+    private readonly keyPrefix: string,
+    /** How long received messages stay hidden from other runs. */
+    private readonly visibilityTimeoutSeconds: number,
+  ) {}
+
+  async receive(): Promise<ReceivedBatch> {
+    let messages: Message[];
+    try {
+      const out = await this.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: this.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: this.visibilityTimeoutSeconds, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+      );
+      messages = out.Messages ?? [];
+    } catch (err) {
+      throw queueError('ReceiveMessage', this.url, err);
+    }
+    const deletions: ReceivedDeletion[] = [];
+    let malformed = 0;
+    for (const message of messages) {
+      try {
+        const deletion = parseJsonWith(deletionAnnouncementSchema, message.Body ?? '', 'deletion announcement');
+        deletions.push({ message, key: formatSegmentKey(this.keyPrefix, deletion) });
+      } catch (err) {
+        malformed++;
+        logger.error('malformed deletion announcement; left on the queue for the DLQ', { messageId: message.MessageId, receiveCount: message.Attributes?.ApproximateReceiveCount, ...errorFields(err) });
+      }
+    }
+    return { received: messages.length, deletions, malformed };
+  }
+
+  /** Deletes the messages of `done` from the queue; returns how many SQS confirmed. */
+  async acknowledge(done: readonly ReceivedDeletion[]): Promise<number> {
+    let confirmed = 0;
+    for (let i = 0; i < done.length; i += 10) {
+      const group = done.slice(i, i + 10);
+      try {
+        const out = await this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.url, Entries: group.map((d, j) => ({ Id: String(j), ReceiptHandle: d.message.ReceiptHandle ?? '' })) }));
+        confirmed += group.length - (out.Failed?.length ?? 0);
+      } catch (err) {
+        throw queueError('DeleteMessageBatch', this.url, err);
+      }
+    }
+    return confirmed;
+  }
+}
