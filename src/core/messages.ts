@@ -1,5 +1,5 @@
 /**
- * The message and invocation shapes of DESIGN.md, written down once as schemas. Unknown fields are refused,
+ * The message and invocation shapes of docs/FORMAT.md, written down once as schemas. Unknown fields are refused,
  * every field is validated, and a failure is one InvalidMessageError naming the field.
  */
 import * as z from 'zod';
