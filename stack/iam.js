@@ -1,6 +1,8 @@
 // Pieces of serverless.yml computed from the stack parameters: IAM statements per function (least privilege,
-// no `*` action, no `*` resource) and the segments queue's visibility timeout. Statements that depend on an
-// optional parameter use CloudFormation conditions, so they vanish (AWS::NoValue) when it is unset.
+// no `*` action, no `*` resource) and the segments queue's visibility timeout. A statement that depends on an
+// optional parameter is left out of its list when the parameter is empty. The registry key repeats
+// src/core/objectKeys.ts registryKey() (this file is loaded by osls as CommonJS); test/iamRegistryKey.test.ts
+// checks that both agree.
 'use strict';
 
 const param = (resolveVariable, name) => resolveVariable(`param:${name}`);

@@ -11,7 +11,8 @@ export function peakRssKiB(status: string): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
 }
 
-/** Bundles the child like the deployed function (esbuild, ESM, node20), so it runs on plain node. */
+/** Bundles the child as scripts/build.mjs bundles a function (esbuild, ESM, SDK included) for this machine's
+ *  node (target node20; the deployed bundles target Lambda's node22), so it runs on plain node. */
 export async function bundleChild(entry: string, dir: string): Promise<string> {
   const outfile = join(dir, `${basename(entry, '.ts')}.mjs`);
   await build({

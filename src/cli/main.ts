@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { BucketStorageError } from '../core/errors.ts';
-import { UsageError, type Command } from './command.ts';
+import { UsageError, type Command, type CommandContext } from './command.ts';
 import { commands } from './commands/index.ts';
 
 function usage(): string {
@@ -12,7 +12,10 @@ function usage(): string {
   return `usage: bucket-storage <command> [options]\n${lines.join('\n')}\n`;
 }
 
-export async function main(argv: readonly string[], io: Partial<Pick<NodeJS.Process, 'stdin' | 'stdout' | 'stderr' | 'env'>> = {}): Promise<number> {
+/** Where a run reads and writes (the process's own streams and environment by default; tests pass their own). */
+export type CliIo = Partial<Pick<CommandContext, 'stdin' | 'stdout' | 'stderr' | 'env'>>;
+
+export async function main(argv: readonly string[], io: CliIo = {}): Promise<number> {
   const stderr = io.stderr ?? process.stderr;
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === 'help') {

@@ -68,12 +68,13 @@ export function parseRegistry(text: string, where: string): RegistryDocument {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new RegistryError(`${where} is not JSON (${(err as Error).message}); it was damaged or edited by hand. Restore it from the state bucket's versions; it is never reset automatically`);
+    const why = err instanceof Error ? err.message : String(err);
+    throw new RegistryError(`${where} is not JSON (${why}); it was damaged or edited by hand. Restore it from the state bucket's versions; it is never reset automatically`, { cause: err });
   }
   const parsed = registrySchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new RegistryError(`${where} is not a valid registry: ${issue?.path.join('.') || '(document)'} ${issue?.message ?? ''}; restore it from the state bucket's versions, it is never reset automatically`);
+    throw new RegistryError(`${where} is not a valid registry: ${issue?.path.join('.') || '(document)'} ${issue?.message ?? ''}; restore it from the state bucket's versions, it is never reset automatically`, { cause: parsed.error });
   }
   return parsed.data;
 }

@@ -14,7 +14,7 @@ import { normalisePrefix } from './objectKeys.ts';
 
 export type Encryption =
   | { readonly mode: 'off' }
-  | { readonly mode: 'on'; readonly current: Secret; readonly previous: readonly Secret[] };
+  | { readonly mode: 'on'; readonly current: Secret };
 
 export interface Config {
   readonly bucket: string;
@@ -48,6 +48,8 @@ export interface Config {
   readonly sqsEndpoint: string | undefined;
   /** Region of the SQS and KMS clients: AWS_REGION, else S3_STORAGE_REGION. */
   readonly awsRegion: string;
+  /** LOG_LEVEL, when set: the logger's level (Powertools' own default otherwise). */
+  readonly logLevel: LogLevel | undefined;
 }
 
 const bucketName = z.string().refine(isBucketName, BUCKET_NAME_MESSAGE);
@@ -76,6 +78,20 @@ const kmsArn = z
   .string()
   .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/, 'is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>');
 
+function isListOfKeys(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((k) => typeof k === 'string' && k.length > 0 && k !== 'off');
+}
+
+/** The normalised object key prefix ('' or ending in '/'); the naming module says what is wrong. */
+function prefix(raw: string, ctx: z.RefinementCtx): string {
+  try {
+    return normalisePrefix(raw);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    return z.NEVER;
+  }
+}
+
 /** Parses S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: a JSON array of strings, or a comma-separated list. */
 function parsePreviousKeys(raw: string, ctx: z.RefinementCtx): string[] {
   let keys: unknown;
@@ -89,11 +105,11 @@ function parsePreviousKeys(raw: string, ctx: z.RefinementCtx): string[] {
   } else {
     keys = raw.split(',').map((k) => k.trim());
   }
-  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string' || k.length === 0 || k === 'off')) {
+  if (!isListOfKeys(keys)) {
     ctx.addIssue({ code: 'custom', message: 'holds an empty, non-string or "off" entry; expected ["key1","key2"] or key1,key2' });
     return [];
   }
-  return keys as string[];
+  return keys;
 }
 
 const schema = z.strictObject({
@@ -102,7 +118,7 @@ const schema = z.strictObject({
   S3_STORAGE_ENCRYPTION_KEY: secretString,
   S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: z.string().transform(parsePreviousKeys).optional(),
   S3_STORAGE_KMS_KEY_ARN: kmsArn.optional(),
-  S3_STORAGE_OBJECT_KEY_PREFIX: z.string().optional(),
+  S3_STORAGE_OBJECT_KEY_PREFIX: z.string().transform(prefix).optional(),
   S3_STORAGE_ACCESSKEY: z.string().regex(/^[A-Za-z0-9+/=_-]{3,128}$/, 'is not an access key id; expected 3..128 characters like AKIA…').optional(),
   S3_STORAGE_SECRETKEY: z.string().min(1, 'is empty; expected the secret access key').optional(),
   S3_STORAGE_ENDPOINT_BASE: httpUrl.optional(),
@@ -121,7 +137,7 @@ const schema = z.strictObject({
 });
 
 /** Every variable the loader knows, in the order of the README's table. */
-export const CONFIG_VARIABLES = Object.keys(schema.shape) as readonly string[];
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 const SECRET_VARIABLES = new Set(['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY']);
 
 function describe(variable: string, env: Readonly<Record<string, string | undefined>>): string {
@@ -130,52 +146,70 @@ function describe(variable: string, env: Readonly<Record<string, string | undefi
   return SECRET_VARIABLES.has(variable) ? `${variable} (value hidden)` : `${variable}=${JSON.stringify(value)}`;
 }
 
-/** Reads and validates the configuration from `env` (default: process.env). Throws ConfigError. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+type Env = Readonly<Record<string, string | undefined>>;
+type Variables = z.output<typeof schema>;
+
+/** LOG_LEVEL, the one variable outside our prefix: the Powertools logger's level. */
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+function isLogLevel(value: string): value is LogLevel {
+  return LOG_LEVELS.some((l) => l === value);
+}
+
+/** Our variables that are set and not empty (an empty value counts as unset). */
+function ourVariables(env: Env): Record<string, string> {
   const relevant: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
-    if ((name.startsWith('S3_STORAGE_') || name === 'USING_EPHEMERAL_DISKS') && value !== undefined && value !== '') {
-      relevant[name] = value;
-    }
+    if ((name.startsWith('S3_STORAGE_') || name === 'USING_EPHEMERAL_DISKS') && value !== undefined && value !== '') relevant[name] = value;
   }
-  const parsed = schema.safeParse(relevant);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    if (issue === undefined) throw new ConfigError('S3_STORAGE_*', 'configuration is invalid');
-    if (issue.code === 'unrecognized_keys') {
-      const name = issue.keys[0] ?? 'S3_STORAGE_?';
-      throw new ConfigError(name, `${name} is not a known variable (a typo?); known: ${CONFIG_VARIABLES.join(', ')}`);
-    }
-    const variable = String(issue.path[0] ?? 'S3_STORAGE_*');
-    const missing = env[variable] === undefined || env[variable] === '';
-    const problem = missing ? 'is required' : issue.message;
-    throw new ConfigError(variable, `${describe(variable, env)}: ${problem}`.replace(/ is not set: is required$/, ' is not set; it is required'));
+  return relevant;
+}
+
+/** Validates the variables against the schema; the first problem is a ConfigError naming its variable. */
+function parseVariables(env: Env): Variables {
+  const parsed = schema.safeParse(ourVariables(env));
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue === undefined) throw new ConfigError('S3_STORAGE_*', 'configuration is invalid', { cause: parsed.error });
+  if (issue.code === 'unrecognized_keys') {
+    const name = issue.keys[0] ?? 'S3_STORAGE_?';
+    throw new ConfigError(name, `${name} is not a known variable (a typo?); known: ${CONFIG_VARIABLES.join(', ')}`);
   }
-  const v = parsed.data;
+  const variable = String(issue.path[0] ?? 'S3_STORAGE_*');
+  const missing = env[variable] === undefined || env[variable] === '';
+  if (missing) throw new ConfigError(variable, `${variable} is not set; it is required`);
+  throw new ConfigError(variable, `${describe(variable, env)}: ${issue.message}`, { cause: parsed.error });
+}
+
+function credentialsOf(v: Variables): Config['credentials'] {
   if ((v.S3_STORAGE_ACCESSKEY === undefined) !== (v.S3_STORAGE_SECRETKEY === undefined)) {
     const missing = v.S3_STORAGE_ACCESSKEY === undefined ? 'S3_STORAGE_ACCESSKEY' : 'S3_STORAGE_SECRETKEY';
     throw new ConfigError(missing, `${missing} is not set; S3_STORAGE_ACCESSKEY and S3_STORAGE_SECRETKEY go together (or set neither to use the default credential chain)`);
   }
-  let keyPrefix = '';
-  try {
-    keyPrefix = normalisePrefix(v.S3_STORAGE_OBJECT_KEY_PREFIX ?? '');
-  } catch (err) {
-    throw new ConfigError('S3_STORAGE_OBJECT_KEY_PREFIX', `${describe('S3_STORAGE_OBJECT_KEY_PREFIX', env)}: ${(err as Error).message}`);
-  }
-  const previousKeys = (v.S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS ?? []).map((k) => new Secret(k));
-  const encryption: Encryption =
-    v.S3_STORAGE_ENCRYPTION_KEY === 'off' ? { mode: 'off' } : { mode: 'on', current: new Secret(v.S3_STORAGE_ENCRYPTION_KEY), previous: previousKeys };
+  if (v.S3_STORAGE_ACCESSKEY === undefined || v.S3_STORAGE_SECRETKEY === undefined) return undefined;
+  return { accessKeyId: v.S3_STORAGE_ACCESSKEY, secretAccessKey: new Secret(v.S3_STORAGE_SECRETKEY) };
+}
+
+function logLevelOf(env: Env): LogLevel | undefined {
+  const raw = env.LOG_LEVEL;
+  if (raw === undefined || raw === '') return undefined;
+  const level = raw.toUpperCase();
+  if (!isLogLevel(level)) throw new ConfigError('LOG_LEVEL', `LOG_LEVEL=${JSON.stringify(raw)} is not a log level; expected one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+/** Reads and validates the configuration from `env` (default: process.env). Throws ConfigError. */
+export function loadConfig(env: Env = process.env): Config {
+  const v = parseVariables(env);
   const config: Config = {
     bucket: v.S3_STORAGE_BUCKET,
     region: v.S3_STORAGE_REGION,
-    encryption,
-    previousKeys,
+    encryption: v.S3_STORAGE_ENCRYPTION_KEY === 'off' ? { mode: 'off' } : { mode: 'on', current: new Secret(v.S3_STORAGE_ENCRYPTION_KEY) },
+    previousKeys: (v.S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS ?? []).map((k) => new Secret(k)),
     kmsKeyArn: v.S3_STORAGE_KMS_KEY_ARN,
-    keyPrefix,
-    credentials:
-      v.S3_STORAGE_ACCESSKEY !== undefined && v.S3_STORAGE_SECRETKEY !== undefined
-        ? { accessKeyId: v.S3_STORAGE_ACCESSKEY, secretAccessKey: new Secret(v.S3_STORAGE_SECRETKEY) }
-        : undefined,
+    keyPrefix: v.S3_STORAGE_OBJECT_KEY_PREFIX ?? '',
+    credentials: credentialsOf(v),
     endpoint: v.S3_STORAGE_ENDPOINT_BASE,
     forcePathStyle: v.S3_STORAGE_PATH_STYLE_ACCESS ?? false,
     ephemeralDisks: v.USING_EPHEMERAL_DISKS ?? false,
@@ -191,6 +225,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     sqsEndpoint: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || undefined,
     awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,
     restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,
+    logLevel: logLevelOf(env),
   };
   return Object.freeze(config);
 }

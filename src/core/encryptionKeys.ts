@@ -6,25 +6,25 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { Config } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { KeyRing } from './keyRing.ts';
-import type { Secret } from './secret.ts';
+import { KeyRing, type SecretResolver } from './keyRing.ts';
 
 const KMS_PREFIX = 'kms:';
 
-/** Resolves `kms:` secrets with `kms`; plain secrets are returned as they are. */
-export function kmsSecretResolver(kms: () => Promise<KMSClient>): (secret: Secret) => Promise<string> {
-  return async (secret) => {
+/** Resolves `kms:` secrets with `kms`; plain secrets are returned as they are. Errors name `variable`. */
+export function kmsSecretResolver(kms: () => Promise<KMSClient>): SecretResolver {
+  return async (secret, variable) => {
     const value = secret.reveal();
     if (!value.startsWith(KMS_PREFIX)) return value;
     const blob = Buffer.from(value.slice(KMS_PREFIX.length), 'base64');
-    if (blob.length === 0) throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'a kms: secret holds no base64 ciphertext; expected kms:<base64 of a KMS ciphertext blob>');
+    if (blob.length === 0) throw new ConfigError(variable, `${variable}: a kms: secret holds no base64 ciphertext; expected kms:<base64 of a KMS ciphertext blob>`);
     try {
       const { DecryptCommand } = await import('@aws-sdk/client-kms');
       const out = await (await kms()).send(new DecryptCommand({ CiphertextBlob: blob }));
       if (out.Plaintext === undefined) throw new Error('KMS returned no plaintext');
       return Buffer.from(out.Plaintext).toString('utf8');
     } catch (err) {
-      throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', `a kms: secret could not be decrypted with KMS (${(err as Error).name}); check the ciphertext and the role's kms:Decrypt right`);
+      const name = err instanceof Error ? err.name : 'Error';
+      throw new ConfigError(variable, `${variable}: a kms: secret could not be decrypted with KMS (${name}); check the ciphertext and the role's kms:Decrypt right`, { cause: err });
     }
   };
 }

@@ -18,8 +18,11 @@ export interface KeyEntry {
   readonly master: Buffer;
 }
 
-/** Turns a configured secret into the UTF-8 secret to derive from (e.g. by KMS-decrypting `kms:` values). */
-export type SecretResolver = (secret: Secret) => Promise<string>;
+/**
+ * Turns a configured secret into the UTF-8 secret to derive from (e.g. by KMS-decrypting `kms:` values);
+ * `variable` is the configuration variable it came from, for error messages.
+ */
+export type SecretResolver = (secret: Secret, variable: string) => Promise<string>;
 
 const masters = new Map<string, Promise<KeyEntry>>();
 
@@ -64,8 +67,8 @@ export class KeyRing {
 
   /** Builds a ring from a current secret (or undefined for `off`) and previous secrets. */
   static async fromSecrets(current: Secret | undefined, previous: readonly Secret[], resolve: SecretResolver): Promise<KeyRing> {
-    const cur = current === undefined ? undefined : await deriveKey(await resolve(current));
-    const prev = await Promise.all(previous.map(async (s) => deriveKey(await resolve(s))));
+    const cur = current === undefined ? undefined : await deriveKey(await resolve(current, 'S3_STORAGE_ENCRYPTION_KEY'));
+    const prev = await Promise.all(previous.map(async (s) => deriveKey(await resolve(s, 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS'))));
     return new KeyRing(cur, cur === undefined ? prev : [cur, ...prev]);
   }
 }

@@ -1,12 +1,13 @@
 /**
- * The one logger (Powertools, JSON lines). `errorFields` turns an error into loggable fields: typed errors
- * give their name, code and data; messages never hold secrets (config values of secrets are Secret objects,
- * which print as [redacted]).
+ * The one logger (Powertools, JSON lines). Its level is the configuration's LOG_LEVEL, applied by
+ * createRuntime once the configuration is validated. `errorFields` turns an error into loggable fields: typed
+ * errors give their name, code and data; messages never hold secrets (config values of secrets are Secret
+ * objects, which print as [redacted]).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { BucketStorageError } from './errors.ts';
 
-export const logger = new Logger({ serviceName: 'bucket-storage', logLevel: (process.env.LOG_LEVEL as 'INFO' | undefined) ?? 'INFO' });
+export const logger = new Logger({ serviceName: 'bucket-storage' });
 
 export function errorFields(err: unknown): Record<string, string | number | boolean> {
   if (err instanceof BucketStorageError) {

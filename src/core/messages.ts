@@ -1,5 +1,5 @@
 /**
- * The message and invocation shapes of DESIGN.md, written down once as schemas. Unknown fields are refused,
+ * The message and invocation shapes of docs/FORMAT.md, written down once as schemas. Unknown fields are refused,
  * every field is validated, and a failure is one InvalidMessageError naming the field.
  */
 import * as z from 'zod';
@@ -60,11 +60,12 @@ export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string)
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   if (issue?.code === 'unrecognized_keys') {
-    throw new InvalidMessageError(issue.keys[0] ?? '?', `${what}: unknown field ${JSON.stringify(issue.keys[0])}; allowed: ${Object.keys((schema as unknown as z.ZodObject).shape ?? {}).join(', ')}`);
+    const allowed = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    throw new InvalidMessageError(issue.keys[0] ?? '?', `${what}: unknown field ${JSON.stringify(issue.keys[0])}; allowed: ${allowed.join(', ')}`, { cause: result.error });
   }
   const field = issue?.path.map(String).join('.') || '(body)';
   const problem = issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
-  throw new InvalidMessageError(field, `${what}: ${field} ${problem}`);
+  throw new InvalidMessageError(field, `${what}: ${field} ${problem}`, { cause: result.error });
 }
 
 /** Parses a JSON text then validates it; malformed JSON is InvalidMessageError on field "(body)". */
@@ -73,7 +74,7 @@ export function parseJsonWith<T>(schema: z.ZodType<T>, text: string, what: strin
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new InvalidMessageError('(body)', `${what}: body is not JSON (${(err as Error).message})`);
+    throw new InvalidMessageError('(body)', `${what}: body is not JSON (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   return parseWith(schema, value, what);
 }

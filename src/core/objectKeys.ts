@@ -46,8 +46,8 @@ export function identifierProblem(value: unknown): string | undefined {
 /** Throws InvalidIdentifierError naming `field` unless `value` is a safe identifier. */
 export function validateIdentifier(field: string, value: unknown): string {
   const problem = identifierProblem(value);
-  if (problem !== undefined) throw new InvalidIdentifierError(field, `${field} ${problem}`);
-  return value as string;
+  if (problem !== undefined || typeof value !== 'string') throw new InvalidIdentifierError(field, `${field} ${problem ?? 'must be a string'}`);
+  return value;
 }
 
 /** Validates both fields of a segment identity and returns it. */
@@ -82,10 +82,8 @@ export function formatSegmentKey(prefix: string, identity: SegmentIdentity): str
 /** The segment identity of `key` under `prefix`, or undefined when the key is not one `formatSegmentKey` makes. */
 export function parseSegmentKey(prefix: string, key: string): SegmentIdentity | undefined {
   if (!key.startsWith(prefix)) return undefined;
-  const parts = key.slice(prefix.length).split('/');
-  if (parts.length !== 4) return undefined;
-  const [hash, marker, dataspace, segmentId] = parts as [string, string, string, string];
-  if (marker !== MARKER) return undefined;
+  const [hash, marker, dataspace, segmentId, ...rest] = key.slice(prefix.length).split('/');
+  if (hash === undefined || marker !== MARKER || dataspace === undefined || segmentId === undefined || rest.length > 0) return undefined;
   try {
     validateIdentity({ dataspace, segmentId });
   } catch {

@@ -10,6 +10,7 @@ import { createClients, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
+import { logger } from './logger.ts';
 import { S3Store } from './s3Store.ts';
 
 export interface Runtime {
@@ -28,6 +29,7 @@ export interface RuntimeOptions {
 
 export async function createRuntime(env: Readonly<Record<string, string | undefined>> = process.env, options: RuntimeOptions = {}): Promise<Runtime> {
   const config = loadConfig(env);
+  if (config.logLevel !== undefined) logger.setLogLevel(config.logLevel);
   const clients = createClients(config);
   const store = new S3Store((region) => clients.s3(region));
   const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(store, config, options.registry)]);

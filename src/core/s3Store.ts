@@ -37,6 +37,15 @@ export interface ListedObject {
   readonly size: number;
 }
 
+export interface GetOptions {
+  /** Inclusive byte range. */
+  readonly range?: { readonly start: number; readonly end: number } | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** An ETag from a HEAD: S3 refuses with 412 if the object was replaced since, so the parts of one restore
+   *  all come from the same object. */
+  readonly ifMatch?: string | undefined;
+}
+
 export interface PutOptions {
   readonly metadata?: Record<string, string>;
   /** SSE-KMS under this key ARN (bucket key enabled) when set. */
@@ -62,7 +71,7 @@ export function storageError(operation: string, ref: BucketRef, key: string | un
       ? 'access denied: check the credentials and the bucket policy'
       : name === 'NoSuchBucket'
         ? 'the bucket does not exist: check S3_STORAGE_BUCKET/S3_STORAGE_REGION or the registry'
-        : (err as Error)?.message ?? String(err);
+        : err instanceof Error ? err.message : String(err);
   const where = key === undefined ? `s3://${ref.bucket}` : `s3://${ref.bucket}/${key}`;
   return new StorageError(operation, ref.bucket, key, `${operation} ${where} (${ref.region}) failed: ${name}${status ? ` ${status}` : ''}: ${hint}`, {
     cause: err,
@@ -96,11 +105,9 @@ export class S3Store {
     }
   }
 
-  /**
-   * The object's bytes as a stream; `range` is inclusive. `ifMatch` (an ETag from a HEAD) makes S3 refuse
-   * with 412 if the object was replaced since, so the parts of one restore all come from the same object.
-   */
-  async get(ref: BucketRef, key: string, range?: { start: number; end: number }, abortSignal?: AbortSignal, ifMatch?: string): Promise<Readable> {
+  /** The object's bytes as a stream (see GetOptions). */
+  async get(ref: BucketRef, key: string, options: GetOptions = {}): Promise<Readable> {
+    const { range, signal, ifMatch } = options;
     try {
       const out = await this.clientFor(ref.region).send(
         new GetObjectCommand({
@@ -109,8 +116,9 @@ export class S3Store {
           ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
           ...(ifMatch !== undefined ? { IfMatch: ifMatch } : {}),
         }),
-        abortSignal ? { abortSignal } : {},
+        signal ? { abortSignal: signal } : {},
       );
+      // In node the SDK's streaming body is an http.IncomingMessage: a Readable (the type is a union for browsers).
       return out.Body as Readable;
     } catch (err) {
       throw storageError('GetObject', ref, key, err);

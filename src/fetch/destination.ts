@@ -1,6 +1,6 @@
 /**
  * Where a restore writes. Both kinds see the end of their input only after every byte verified (see
- * verifier.ts), and both leave nothing behind on failure:
+ * src/core/verifyingMeter.ts), and both leave nothing behind on failure:
  *   file://  confined to S3_STORAGE_RESTORE_ROOT (symlinks resolved); written to a temporary file in the same
  *            directory, fsynced, then renamed over the destination; on failure the temporary file is removed.
  *   s3://    one streaming upload (multipart above the part size); on failure the multipart upload is aborted
@@ -32,29 +32,35 @@ export type PutStore = Pick<S3Store, 'put'>;
  * fails before any GET).
  */
 export async function openDestination(location: Location, config: Config, store: PutStore): Promise<PreparedDestination> {
-  if (location.kind === 's3') {
-    const ref = { bucket: location.bucket, region: config.region };
-    const url = `s3://${location.bucket}/${location.key}`;
-    return {
-      url,
-      async write(body, signal) {
-        // A failure of the body (authentication, integrity) is the restore's error, not the upload's.
-        let bodyError: unknown;
-        body.once('error', (err) => (bodyError = err));
-        try {
-          await store.put(ref, location.key, body, {
-            partSize: config.partSize,
-            queueSize: config.transferConcurrency,
-            kmsKeyArn: config.kmsKeyArn,
-            ...(signal ? { abortSignal: signal } : {}),
-          });
-        } catch (err) {
-          throw bodyError ?? err;
-        }
-      },
-      async discard() {},
-    };
-  }
+  return location.kind === 's3' ? s3Destination(location, config, store) : fileDestination(location, config);
+}
+
+/** One streaming upload (multipart above the part size); on failure lib-storage aborts it. */
+function s3Destination(location: Extract<Location, { kind: 's3' }>, config: Config, store: PutStore): PreparedDestination {
+  const ref = { bucket: location.bucket, region: config.region };
+  return {
+    url: `s3://${location.bucket}/${location.key}`,
+    async write(body, signal) {
+      // A failure of the body (authentication, integrity) is the restore's error, not the upload's.
+      let bodyError: unknown;
+      body.once('error', (err) => (bodyError = err));
+      try {
+        await store.put(ref, location.key, body, {
+          partSize: config.partSize,
+          queueSize: config.transferConcurrency,
+          kmsKeyArn: config.kmsKeyArn,
+          ...(signal ? { abortSignal: signal } : {}),
+        });
+      } catch (err) {
+        throw bodyError ?? err;
+      }
+    },
+    async discard() {},
+  };
+}
+
+/** A temporary file beside the destination, fsynced and renamed into place; removed on failure. */
+async function fileDestination(location: Extract<Location, { kind: 'file' }>, config: Config): Promise<PreparedDestination> {
   const target = await resolveNewInsideRoot(location.path, config.restoreRoot, 'S3_STORAGE_RESTORE_ROOT');
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.restoring`);
   let file: FileHandle;
@@ -64,33 +70,36 @@ export async function openDestination(location: Location, config: Config, store:
     throw new LocationError(location.path, `cannot create a file in ${dirname(target)} (${errnoCode(err)}): check that the directory is writable`, { cause: err });
   }
   let settled = false;
-  const removeTemp = async () => {
-    settled = true;
-    await file.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-  };
   return {
     url: `file://${target}`,
     async write(body, signal) {
+      settled = true;
       try {
         // The stream owns the handle from here: it fsyncs (flush) and closes it when the body ended.
-        settled = true;
         await pipeline(body, writeBehind(file), file.createWriteStream({ flush: true, highWaterMark: 1 << 20 }), signal ? { signal } : {});
-        try {
-          await rename(temp, target);
-        } catch (err) {
-          throw new LocationError(location.path, `cannot move the restored file into place at ${target} (${errnoCode(err)})`, { cause: err });
-        }
-        await syncDirectory(dirname(target));
+        await moveIntoPlace(temp, target, location.path);
       } catch (err) {
         await unlink(temp).catch(() => undefined);
         throw err;
       }
     },
     async discard() {
-      if (!settled) await removeTemp();
+      if (settled) return;
+      settled = true;
+      await file.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
     },
   };
+}
+
+/** Renames the finished temporary file over the destination and makes the rename durable. */
+async function moveIntoPlace(temp: string, target: string, path: string): Promise<void> {
+  try {
+    await rename(temp, target);
+  } catch (err) {
+    throw new LocationError(path, `cannot move the restored file into place at ${target} (${errnoCode(err)})`, { cause: err });
+  }
+  await syncDirectory(dirname(target));
 }
 
 export interface PreparedDestination extends Destination {

@@ -70,7 +70,7 @@ function lazyGet(store: GetStore, span: ObjectSpan, range: { start: number; end:
     for (let failures = 0; ; ) {
       const resumed = range === undefined && offset === 0 ? undefined : { start: offset, end: last };
       try {
-        const stream = await store.get(span.ref, span.key, resumed, signal, span.etag);
+        const stream = await store.get(span.ref, span.key, { range: resumed, signal, ifMatch: span.etag });
         for await (const chunk of stream) {
           const b = asBuffer(chunk);
           offset += b.length;
@@ -99,7 +99,7 @@ async function fetchPart(store: GetStore, span: ObjectSpan, start: number, end: 
 }
 
 async function fetchPartOnce(store: GetStore, span: ObjectSpan, start: number, end: number, signal: AbortSignal): Promise<Buffer> {
-  const stream = await store.get(span.ref, span.key, { start, end }, signal, span.etag);
+  const stream = await store.get(span.ref, span.key, { range: { start, end }, signal, ifMatch: span.etag });
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream) {

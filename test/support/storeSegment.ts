@@ -1,7 +1,8 @@
 /**
  * Test fixture: stores a segment object exactly as an upload does (src/core/objectMetadata.ts): format v1
  * ciphertext with bks-format v1, bks-size and bks-header, or the plain bytes with bks-format plain, bks-size
- * and bks-sha256. Stand-in for the real uploadSegment() until the upload pipeline lands.
+ * and bks-sha256. It bypasses uploadSegment() so fetch tests can place objects of any shape (chunk size, prefix,
+ * key) directly.
  */
 import type { Readable } from 'node:stream';
 import type { KeyEntry } from '../../src/core/keyRing.ts';

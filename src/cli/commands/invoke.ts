@@ -32,13 +32,13 @@ export const invokeCommand: Command = {
     try {
       event = JSON.parse(raw);
     } catch (err) {
-      throw new UsageError(`the event is not JSON: ${(err as Error).message}`);
+      throw new UsageError(`the event is not JSON: ${err instanceof Error ? err.message : String(err)}`);
     }
     let mod: { handler?: unknown };
     try {
       mod = await load(name);
     } catch (err) {
-      throw new UsageError(`function ${name} cannot be loaded: ${(err as Error).message}`);
+      throw new UsageError(`function ${name} cannot be loaded: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (!isHandler(mod.handler)) throw new UsageError(`functions/${name}.ts does not export a handler`);
     const answer = await mod.handler(event, lambdaContext(name));

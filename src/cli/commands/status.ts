@@ -5,6 +5,10 @@ import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
 import type { BucketRef } from '../../core/s3Store.ts';
 import type { Command } from '../command.ts';
+import * as z from 'zod';
+
+/** A queue's RedrivePolicy attribute, as SQS writes it. */
+const redrivePolicySchema = z.object({ deadLetterTargetArn: z.string().optional(), maxReceiveCount: z.union([z.string(), z.number()]).optional() });
 
 async function queueAttributes(sqs: SQSClient, url: string, names: QueueAttributeName[]): Promise<Record<string, string>> {
   try {
@@ -17,8 +21,7 @@ async function queueAttributes(sqs: SQSClient, url: string, names: QueueAttribut
 async function queueDepths(sqs: SQSClient, url: string | undefined) {
   if (url === undefined) return undefined;
   const a = await queueAttributes(sqs, url, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'RedrivePolicy']);
-  // RedrivePolicy is JSON written by SQS itself: parsed at this boundary.
-  const redrive = a.RedrivePolicy ? (JSON.parse(a.RedrivePolicy) as { deadLetterTargetArn?: string; maxReceiveCount?: string | number }) : undefined;
+  const redrive = a.RedrivePolicy ? redrivePolicySchema.parse(JSON.parse(a.RedrivePolicy)) : undefined;
   let dlq: number | undefined;
   if (redrive?.deadLetterTargetArn) {
     // The DLQ's URL is the queue's with the DLQ's name.

@@ -1,0 +1,31 @@
+/**
+ * stack/iam.js (CommonJS, loaded by osls) grants the registry object by a key it computes itself; it must be
+ * the key src/core/objectKeys.ts registryKey() gives for the same S3_STORAGE_OBJECT_KEY_PREFIX.
+ */
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { normalisePrefix, registryKey } from '../src/core/objectKeys.ts';
+
+interface Statement {
+  readonly Action: readonly string[];
+  readonly Resource: readonly unknown[];
+}
+type StatementsOf = (options: { resolveVariable: (name: string) => Promise<string> }) => Promise<Statement[]>;
+
+const iam = createRequire(import.meta.url)('../stack/iam.js') as { statements: Record<string, StatementsOf> };
+
+/** The key part of the registry statement's resource (after the state bucket's name). */
+async function grantedRegistryKey(fn: string, prefix: string): Promise<string> {
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
+  const text = JSON.stringify(list.filter((s) => JSON.stringify(s.Resource).includes('StateBucket')));
+  const match = /"\/([^"]*registry\.json)"/.exec(text);
+  if (!match?.[1]) throw new Error(`no registry grant for ${fn}`);
+  return match[1];
+}
+
+describe('the registry key granted by the stack', () => {
+  it.each(['', 'cluster-a', '/cluster-a/', 'team.x/logs_2026', 'a/b/c'])('equals registryKey() for prefix %j, for every function', async (prefix) => {
+    for (const fn of ['upload', 'fetch', 'cleanup']) expect(await grantedRegistryKey(fn, prefix)).toBe(registryKey(normalisePrefix(prefix)));
+  });
+});
