@@ -8,7 +8,7 @@ import { isAbsolute } from 'node:path';
 import * as z from 'zod';
 import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
 import { ConfigError } from './errors.ts';
-import { MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from './format/header.ts';
+import { DEFAULT_CHUNK_LOG2, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from './format/header.ts';
 import { Secret } from './secret.ts';
 import { normalisePrefix } from './objectKeys.ts';
 
@@ -218,7 +218,7 @@ export function loadConfig(env: Env = process.env): Config {
     deletionsQueueUrl: v.S3_STORAGE_DELETIONS_QUEUE_URL,
     sourceRoot: v.S3_STORAGE_SOURCE_ROOT,
     restoreRoot: v.S3_STORAGE_RESTORE_ROOT,
-    chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? 20,
+    chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? DEFAULT_CHUNK_LOG2,
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
     cleanupDryRun: v.S3_STORAGE_CLEANUP_DRY_RUN ?? false,

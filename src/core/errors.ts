@@ -149,11 +149,8 @@ export class LocationError extends BucketStorageError {
 /** A segment is in none of the buckets searched. */
 export class SegmentNotFoundError extends BucketStorageError {
   readonly code = 'SEGMENT_NOT_FOUND';
-  constructor(
-    readonly key: string,
-    readonly bucketsSearched: readonly string[],
-    options?: ErrorOptions,
-  ) {
+  /** `bucketsSearched`: every bucket looked in, in search order, as "s3://name (region)". */
+  constructor(readonly key: string, readonly bucketsSearched: readonly string[], options?: ErrorOptions) {
     super(`segment object ${key} not found in any bucket searched: ${bucketsSearched.join(', ')}`, options);
   }
 }
