@@ -17,7 +17,9 @@ import { getRuntime } from '../src/core/runtime.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
 
 async function fetchHandler(invocation: FetchInvocation, _context: Context, { signal }: MiddyHandlerObject): Promise<FetchAnswer> {
-  return fetchSegment(await getRuntime(), invocation, { signal });
+  const answer = await fetchSegment(await getRuntime(), invocation, { signal });
+  logger.info('segment restored', { ...answer });
+  return answer;
 }
 
 export const handler = middy(fetchHandler, stopBeforeDeadline)
