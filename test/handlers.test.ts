@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEADLINE_MARGIN_MS } from '../src/core/deadline.ts';
 import { InvalidMessageError } from '../src/core/errors.ts';
-import type { FetchInvocation } from '../src/core/messages.ts';
+import { fetchInvocationSchema, segmentAnnouncementSchema, type FetchInvocation } from '../src/core/messages.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { getRuntime, resetRuntime } from '../src/core/runtime.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
@@ -188,25 +188,41 @@ describe('fetch: a malformed invocation is rejected by the parser middleware, na
   });
 });
 
+describe('one parse per invocation', () => {
+  it('fetch: the parser middleware validates the invocation; nothing validates it again', async () => {
+    const schema = fetchInvocationSchema['~standard'];
+    const validations = [vi.spyOn(schema, 'validate'), vi.spyOn(fetchInvocationSchema, 'safeParse'), vi.spyOn(fetchInvocationSchema, 'parse')];
+    await expect(invokeFetch({ dataspace: 'hd', segmentId: 'ctx-1', destination: `file://${join(restoreRoot, 'once')}` })).resolves.toMatchObject({ bytesWritten: 10_000 });
+    const counts = validations.map((v) => v.mock.calls.length);
+    for (const v of validations) v.mockRestore();
+    expect(counts).toEqual([1, 0, 0]);
+  });
+});
+
 describe('upload: a batch of ten with one malformed record', () => {
   it.each([
-    ['bad JSON', '(body)', async () => '{"version": 1, "dataspace": '],
-    ['an unknown field', 'colour', async () => JSON.stringify({ ...JSON.parse(await announcement('bad-field')), colour: 'red' })],
-    ['a bad identifier', 'segmentId', async () => JSON.stringify({ ...JSON.parse(await announcement('bad-id')), segmentId: 'bad/id' })],
-  ])('%s: nine stored, exactly that record reported failed, its log line names %s', async (name, field, malformed) => {
+    ['bad JSON', '(body)', 'segment announcement: body is not JSON', async () => '{"version": 1, "dataspace": '],
+    ['an unknown field', 'colour', 'segment announcement: unknown field "colour"', async () => JSON.stringify({ ...JSON.parse(await announcement('bad-field')), colour: 'red' })],
+    ['a bad identifier', 'segmentId', 'segment announcement: segmentId "bad/id" contains a character "/"', async () => JSON.stringify({ ...JSON.parse(await announcement('bad-id')), segmentId: 'bad/id' })],
+  ])('%s: nine stored, exactly that record reported failed, its log line names %s', async (name, field, message, malformed) => {
     const ids = Array.from({ length: 10 }, (_, i) => `batch-${name.replaceAll(' ', '-')}-${i}`);
     const bodies = await Promise.all(ids.map(async (id, i) => (i === 4 ? malformed() : announcement(id, 1000 + i))));
     const event = sqsEvent(bodies);
     const bad = event.Records[4]!;
     const context = lambdaContext('upload');
+    const validations = vi.spyOn(segmentAnnouncementSchema, 'safeParse');
     const { result, lines } = await withLogs(() => handlers.upload(event, context));
+    const validated = validations.mock.calls.length;
+    validations.mockRestore();
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: bad.messageId }] });
+    // Each body is validated once (the bad JSON one is refused before its validation), not again by uploadSegment.
+    expect(validated).toBe(name === 'bad JSON' ? 9 : 10);
     for (const [i, id] of ids.entries()) expect(await isStored(id)).toBe(i !== 4);
     expect(lines.filter((l) => l.message === 'segment stored')).toHaveLength(9);
     const failed = lines.filter((l) => l.level === 'ERROR');
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ messageId: bad.messageId, errorName: 'InvalidMessageError', field, function_request_id: context.awsRequestId });
-    expect(failed[0]?.errorMessage).toContain(field);
+    expect(failed[0]?.errorMessage).toContain(message);
   });
 });
 
