@@ -8,11 +8,13 @@
 import { ParseError } from '@aws-lambda-powertools/parser/errors';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
+import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEADLINE_MARGIN_MS } from '../src/core/deadline.ts';
@@ -239,5 +241,30 @@ describe("fetch: middy's deadline signal", () => {
     // With time to spare the same restore completes.
     await expect(invokeFetch(event, DEADLINE_MARGIN_MS + 60_000)).resolves.toMatchObject({ bytesWritten: 8 * 1024 * 1024 });
     expect(await restoreEntries('deadline')).toEqual(['deadline']);
+  });
+});
+
+describe('`bucket-storage invoke fetch` (a child process, with the local Lambda context)', () => {
+  const run = promisify(execFile);
+  async function invokeCli(event: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
+    const file = join(sourceRoot, `event-${randomUUID()}.json`);
+    await writeFile(file, JSON.stringify(event));
+    return run(process.execPath, ['bin/bucket-storage.mjs', 'invoke', 'fetch', '--event', file], { env: process.env })
+      .then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }))
+      .catch((err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }));
+  }
+
+  it('answers a restore, logs it with the request context, and exits (no timer left running)', async () => {
+    const out = await invokeCli({ dataspace: 'hd', segmentId: 'ctx-1', destination: `file://${join(restoreRoot, 'cli')}` });
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ bytesWritten: 10_000 });
+    expect(out.stderr).toMatch(/"message": "segment restored"/);
+    expect(out.stderr).toMatch(/"function_request_id": "[0-9a-f-]{36}"/);
+  });
+
+  it('a malformed invocation fails with the InvalidMessageError naming the field', async () => {
+    const out = await invokeCli({ dataspace: 'hd', segmentId: 'ctx-1' });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('InvalidMessageError: fetch invocation: destination is required');
   });
 });
