@@ -60,7 +60,7 @@ export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string)
   if (result.success) return result.data;
   // Parsing boundary: every message schema is an object schema; its shape lists the allowed fields.
   const allowed = Object.keys((schema as unknown as z.ZodObject).shape ?? {});
-  throw invalidMessage(result.error.issues, what, allowed);
+  throw invalidMessage(result.error.issues, what, allowed, { cause: result.error });
 }
 
 /** A validation issue as zod reports it, directly or through Standard Schema (Powertools' parser). */
