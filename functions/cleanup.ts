@@ -2,6 +2,7 @@
  * cleanup (scheduled): drains the deletions queue within the invocation's time budget and deletes each
  * announced segment's object from every registered bucket. Answers with the run's report.
  */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { logger } from '../src/core/logger.ts';
@@ -9,9 +10,10 @@ import { getRuntime } from '../src/core/runtime.ts';
 import { runCleanupOnce, type CleanupReport } from '../src/cleanup/runCleanup.ts';
 
 async function cleanupHandler(_event: ScheduledEvent, context: Context): Promise<CleanupReport> {
+  // The whole remaining time is the budget: runCleanupOnce keeps its own margin to finish the batch in hand.
   const report = await runCleanupOnce(await getRuntime(), { budgetMs: context.getRemainingTimeInMillis() });
   logger.info('cleanup run', { ...report, failures: report.failures.slice(0, 20) });
   return report;
 }
 
-export const handler = middy(cleanupHandler);
+export const handler = middy(cleanupHandler).use(injectLambdaContext(logger));

@@ -1,17 +1,28 @@
 /**
  * fetch (invoked): restores a segment, or a byte range of it, to a file:// or s3:// destination.
- * Event: the fetch invocation of DESIGN.md; answer: the fetch answer. A failure is thrown as its typed error,
- * so Lambda's invoke error carries its class (errorType, e.g. SegmentNotFoundError) and message.
+ * Event: the fetch invocation of docs/FORMAT.md, parsed by Powertools' parser middleware (a malformed one is an
+ * InvalidMessageError naming the field); answer: the fetch answer. A failure is thrown as its typed error, so
+ * Lambda's invoke error carries its class (errorType, e.g. SegmentNotFoundError) and message. middy aborts the
+ * handler's signal DEADLINE_MARGIN_MS before the deadline: the restore stops and removes what it wrote.
  */
-import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import middy, { type MiddyHandlerObject } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../src/core/messages.ts';
+import { stopBeforeDeadline } from '../src/core/deadline.ts';
+import { logger } from '../src/core/logger.ts';
+import { fetchInvocationSchema, type FetchAnswer, type FetchInvocation } from '../src/core/messages.ts';
+import { invalidMessageOnParseError } from '../src/core/parseErrorMiddleware.ts';
 import { getRuntime } from '../src/core/runtime.ts';
-import { deadlineSignal, fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { fetchSegment } from '../src/fetch/fetchSegment.ts';
 
-async function fetchHandler(event: unknown, context: Context): Promise<FetchAnswer> {
-  const invocation = parseWith(fetchInvocationSchema, event, 'fetch invocation');
-  return fetchSegment(await getRuntime(), invocation, { signal: deadlineSignal(context) });
+async function fetchHandler(invocation: FetchInvocation, _context: Context, { signal }: MiddyHandlerObject): Promise<FetchAnswer> {
+  const answer = await fetchSegment(await getRuntime(), invocation, { signal });
+  logger.info('segment restored', { ...answer });
+  return answer;
 }
 
-export const handler = middy(fetchHandler);
+export const handler = middy(fetchHandler, stopBeforeDeadline)
+  .use(injectLambdaContext(logger))
+  .use(parser({ schema: fetchInvocationSchema }))
+  .use(invalidMessageOnParseError(fetchInvocationSchema, 'fetch invocation'));

@@ -38,7 +38,7 @@ let current: Runtime;
 
 const source = (id: string) => join(root, 'src', id);
 const keyOf = (id: string) => formatSegmentKey('', { dataspace: 'bench', segmentId: id });
-const announcement = (id: string) => ({ version: 1, dataspace: 'bench', segmentId: id, source: `file://${source(id)}` });
+const announcement = (id: string) => ({ version: 1 as const, dataspace: 'bench', segmentId: id, source: `file://${source(id)}` });
 
 async function keysIn(bucket: string): Promise<string[]> {
   const out = await current.clients.s3().send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -19,6 +19,7 @@ import {
   UnknownKeyIdError,
 } from '../src/core/errors.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
+import { fetchInvocationSchema, parseWith } from '../src/core/messages.ts';
 import type { Runtime } from '../src/core/runtime.ts';
 import type { BucketRef, S3Store } from '../src/core/s3Store.ts';
 import { fetchSegment, type FetchRuntime } from '../src/fetch/fetchSegment.ts';
@@ -63,8 +64,13 @@ async function expectNothingLeft(name: string): Promise<void> {
   expect((await h.rootEntries()).filter((n) => n.includes(name))).toEqual([]);
 }
 
+/** As the fetch function and the restore CLI do: the invocation is parsed once with its schema, then restored. */
+async function restore(ctx: FetchRuntime, input: unknown) {
+  return fetchSegment(ctx, parseWith(fetchInvocationSchema, input, 'fetch invocation'));
+}
+
 async function restoreToFile(segmentId: string, extra: Record<string, unknown> = {}, ctx: FetchRuntime = runtime) {
-  return fetchSegment(ctx, { dataspace: 'ds', segmentId, destination: `file://${join(h.root, segmentId)}`, ...extra });
+  return restore(ctx, { dataspace: 'ds', segmentId, destination: `file://${join(h.root, segmentId)}`, ...extra });
 }
 
 describe('objects that fail their checks leave no file', () => {
@@ -213,7 +219,7 @@ describe('bad input', () => {
     ['dataspace', { dataspace: 'x'.repeat(200), segmentId: 's' }],
   ])('an invalid identifier → InvalidMessageError naming %s, no request', async (field, ids) => {
     const counter = countRequests(runtime.clients.s3());
-    const err = await fetchSegment(runtime, { ...ids, destination: `file://${join(h.root, 'bad-id')}` }).catch((e: unknown) => e);
+    const err = await restore(runtime, { ...ids, destination: `file://${join(h.root, 'bad-id')}` }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidMessageError);
     expect(err).toMatchObject({ field });
     expect(counter.requests).toEqual([]);

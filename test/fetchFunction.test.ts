@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler } from '../functions/fetch.ts';
 import { main } from '../src/cli/main.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
+import type { FetchInvocation } from '../src/core/messages.ts';
 import type { Runtime } from '../src/core/runtime.ts';
 import { restoreAndCheck } from '../src/fetch/restoreAndCheck.ts';
 import { CURRENT_SECRET, PREVIOUS_SECRET, startHarness, type Harness } from './support/fetchHarness.ts';
@@ -37,6 +38,8 @@ beforeAll(async () => {
 afterAll(async () => h.close());
 
 const lambdaContext = { getRemainingTimeInMillis: () => 60_000 } as Context;
+/** Invokes the handler as Lambda does, with the raw event: its parser middleware checks it. */
+const invoke = (event: unknown) => handler(event as FetchInvocation, lambdaContext);
 
 async function sampleEvent(name: string): Promise<Record<string, unknown>> {
   const event = JSON.parse(await readFile(new URL(`../events/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -45,25 +48,25 @@ async function sampleEvent(name: string): Promise<Record<string, unknown>> {
 
 describe('functions/fetch handler', () => {
   it('answers events/fetch-whole.json with the whole segment', async () => {
-    const answer = await handler(await sampleEvent('fetch-whole.json'), lambdaContext);
+    const answer = await invoke(await sampleEvent('fetch-whole.json'));
     expect(answer).toEqual({ bucket: h.bucket.bucket, region: h.bucket.region, key: stored.key, size: SIZE, sha256: stored.sha256, bytesWritten: SIZE });
     expect((await readFile(join(h.root, 'segment-0001'))).equals(patternBytes(SIZE, 'sample'))).toBe(true);
   });
 
   it('answers events/fetch-range.json with the slice', async () => {
-    const answer = await handler(await sampleEvent('fetch-range.json'), lambdaContext);
+    const answer = await invoke(await sampleEvent('fetch-range.json'));
     expect(answer).toMatchObject({ size: SIZE, bytesWritten: 65536 });
     expect((await readFile(join(h.root, 'segment-0001.part'))).equals(patternBytes(SIZE, 'sample').subarray(1024, 66560))).toBe(true);
   });
 
   it('surfaces typed errors with their name, code and message', async () => {
-    await expect(handler({ dataspace: 'demo', segmentId: 'segment-0001' }, lambdaContext)).rejects.toMatchObject({
+    await expect(invoke({ dataspace: 'demo', segmentId: 'segment-0001' })).rejects.toMatchObject({
       name: 'InvalidMessageError',
       code: 'INVALID_MESSAGE',
       message: 'fetch invocation: destination is required',
     });
-    await expect(handler({ ...(await sampleEvent('fetch-whole.json')), extra: 1 }, lambdaContext)).rejects.toMatchObject({ name: 'InvalidMessageError', field: 'extra' });
-    await expect(handler({ ...(await sampleEvent('fetch-whole.json')), segmentId: 'nope' }, lambdaContext)).rejects.toMatchObject({
+    await expect(invoke({ ...(await sampleEvent('fetch-whole.json')), extra: 1 })).rejects.toMatchObject({ name: 'InvalidMessageError', field: 'extra' });
+    await expect(invoke({ ...(await sampleEvent('fetch-whole.json')), segmentId: 'nope' })).rejects.toMatchObject({
       name: 'SegmentNotFoundError',
       code: 'SEGMENT_NOT_FOUND',
       message: expect.stringContaining(`s3://${h.bucket.bucket}`),

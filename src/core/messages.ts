@@ -58,14 +58,37 @@ export interface FetchAnswer {
 export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  if (issue?.code === 'unrecognized_keys') {
-    const allowed = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
-    throw new InvalidMessageError(issue.keys[0] ?? '?', `${what}: unknown field ${JSON.stringify(issue.keys[0])}; allowed: ${allowed.join(', ')}`, { cause: result.error });
+  const allowed = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+  throw invalidMessage(result.error.issues, what, allowed, { cause: result.error });
+}
+
+/** A validation issue as zod reports it, directly or through Standard Schema (Powertools' parser). */
+export interface SchemaIssue {
+  readonly message: string;
+  readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
+  readonly code?: unknown;
+  readonly keys?: unknown;
+  readonly input?: unknown;
+}
+
+/**
+ * The InvalidMessageError for the first issue of a failed validation, naming the field: the one wording for
+ * every entry point (parseWith, the fetch function's parser middleware, the upload batch's record parser).
+ */
+export function invalidMessage(issues: readonly SchemaIssue[], what: string, allowed: readonly string[], options?: { cause?: unknown }): InvalidMessageError {
+  const issue = issues[0];
+  if (issue?.code === 'unrecognized_keys' && Array.isArray(issue.keys)) {
+    const key = String(issue.keys[0] ?? '?');
+    return new InvalidMessageError(key, `${what}: unknown field ${JSON.stringify(key)}; allowed: ${allowed.join(', ')}`, options);
   }
-  const field = issue?.path.map(String).join('.') || '(body)';
+  const field = issue?.path?.map((p) => String(typeof p === 'object' ? p.key : p)).join('.') || '(body)';
   const problem = issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
-  throw new InvalidMessageError(field, `${what}: ${field} ${problem}`, { cause: result.error });
+  return new InvalidMessageError(field, `${what}: ${field} ${problem}`, options);
+}
+
+/** True when `value` is a list of validation issues (the cause Powertools' ParseError carries). */
+export function isIssueList(value: unknown): value is readonly SchemaIssue[] {
+  return Array.isArray(value) && value.every((i: unknown) => typeof i === 'object' && i !== null && 'message' in i && typeof i.message === 'string');
 }
 
 /** Parses a JSON text then validates it; malformed JSON is InvalidMessageError on field "(body)". */
@@ -74,7 +97,7 @@ export function parseJsonWith<T>(schema: z.ZodType<T>, text: string, what: strin
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new InvalidMessageError('(body)', `${what}: body is not JSON (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new InvalidMessageError('(body)', `${what}: body is not JSON (${(err as Error).message})`);
   }
   return parseWith(schema, value, what);
 }

@@ -1,7 +1,9 @@
 /**
  * The one restore function: a fetch invocation in, a fetch answer out.
  *
- *   1. validate the invocation and the destination (file:// inside the restore root, writable) — no request yet
+ *   1. check the identifiers and the destination (file:// inside the restore root, writable) — no request yet.
+ *      The invocation arrives typed: whoever takes it from outside parses it once with fetchInvocationSchema
+ *      (the function's parser middleware, the restore CLI)
  *   2. locate: HEAD of the key in each registered bucket, current first (locate.ts)
  *   3. read: whole object (one GET, or a bounded pipeline of ranged GETs) or, for a byte range, exactly one
  *      ranged GET of the span that holds it (planRange; header from the bks-header metadata)
@@ -15,7 +17,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { IntegrityError, TruncatedError } from '../core/errors.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { parseLocation } from '../core/locations.ts';
-import { fetchInvocationSchema, parseWith, type FetchAnswer } from '../core/messages.ts';
+import type { FetchAnswer, FetchInvocation } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import { expectedStoredSize } from '../core/objectMetadata.ts';
 import { checkRange, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
@@ -27,19 +29,10 @@ import { VerifyingMeter } from '../core/verifyingMeter.ts';
 /** What a restore needs of the runtime (tests pass a store that wraps the real one). */
 export type FetchRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & { readonly store: HeadStore & GetStore & PutStore };
 
-/** Margin kept before a Lambda deadline: the restore stops and cleans up instead of being frozen mid-write. */
-export const DEADLINE_MARGIN_MS = 5_000;
-
-/** An AbortSignal that fires DEADLINE_MARGIN_MS before the invocation's deadline (none without a Lambda context). */
-export function deadlineSignal(context: { getRemainingTimeInMillis?: () => number } | undefined): AbortSignal | undefined {
-  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
-  return AbortSignal.timeout(Math.max(1, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS));
-}
-
 export interface FetchOptions {
   /** Called as plaintext bytes pass, with the number of bytes the restore writes in all. */
   readonly onProgress?: (written: number, total: number) => void;
-  /** Stops the restore (e.g. before the Lambda deadline); it then fails leaving nothing. */
+  /** Stops the restore (the fetch function: middy's deadline signal); it then fails leaving nothing. */
   readonly signal?: AbortSignal;
   /** Ranged GETs in flight for whole restores (default: S3_STORAGE_RESTORE_CONCURRENCY; 1 = one GET). */
   readonly concurrency?: number;
@@ -52,8 +45,7 @@ export interface FetchOptions {
  * @example
  *   const answer = await fetchSegment(await createRuntime(), { dataspace: 'logs', segmentId: 'seg-1', destination: 'file:///restore/seg-1' });
  */
-export async function fetchSegment(runtime: FetchRuntime, input: unknown, options: FetchOptions = {}): Promise<FetchAnswer> {
-  const invocation = parseWith(fetchInvocationSchema, input, 'fetch invocation');
+export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvocation, options: FetchOptions = {}): Promise<FetchAnswer> {
   const identity: SegmentIdentity = { dataspace: invocation.dataspace, segmentId: invocation.segmentId };
   const key = formatSegmentKey(runtime.config.keyPrefix, identity);
   const location = parseLocation('destination', invocation.destination);

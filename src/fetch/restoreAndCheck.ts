@@ -3,7 +3,7 @@
  * demo and for operators' scripts ("restore this and prove it is what we stored").
  */
 import { IntegrityError } from '../core/errors.ts';
-import type { FetchAnswer } from '../core/messages.ts';
+import type { FetchAnswer, FetchInvocation } from '../core/messages.ts';
 import { fetchSegment, type FetchOptions, type FetchRuntime } from './fetchSegment.ts';
 
 export interface ExpectedBytes {
@@ -19,7 +19,7 @@ export interface ExpectedBytes {
  *   await restoreAndCheck(runtime, { dataspace: 'demo', segmentId: 'seg-1', destination: 'file:///restore/seg-1' },
  *     { sha256: announced.sha256, bytes: announced.size });
  */
-export async function restoreAndCheck(runtime: FetchRuntime, invocation: unknown, expected: ExpectedBytes, options: FetchOptions = {}): Promise<FetchAnswer> {
+export async function restoreAndCheck(runtime: FetchRuntime, invocation: FetchInvocation, expected: ExpectedBytes, options: FetchOptions = {}): Promise<FetchAnswer> {
   const answer = await fetchSegment(runtime, invocation, options);
   const where = `restore to ${answer.key} from s3://${answer.bucket}`;
   if (answer.bytesWritten !== expected.bytes) throw new IntegrityError('size', String(expected.bytes), String(answer.bytesWritten), where);

@@ -1,7 +1,8 @@
 /**
  * The one upload function: a segment announcement in, one intact object in the current bucket out.
  *
- *   1. validate the announcement; compute the key (objectKeys)
+ *   1. compute the key (objectKeys). The announcement arrives typed: whoever takes it from outside parses it once
+ *      with segmentAnnouncementSchema (the upload function's batch parser)
  *   2. open the source (source.ts) and check its size against the announcement
  *   3. already stored? an intact copy in any registered bucket is acknowledged without a copy (storedCopy.ts)
  *   4. abort what a crashed attempt left, then stream the object (writeObject.ts)
@@ -9,7 +10,7 @@
  */
 import type { Runtime } from '../core/runtime.ts';
 import { IntegrityError } from '../core/errors.ts';
-import { parseWith, segmentAnnouncementSchema } from '../core/messages.ts';
+import type { SegmentAnnouncement } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import type { S3Store } from '../core/s3Store.ts';
 import { verifyReadBack } from './readBack.ts';
@@ -41,8 +42,7 @@ export interface UploadResult {
  * @example
  *   await uploadSegment(await createRuntime(), { version: 1, dataspace: 'logs', segmentId: 'seg-1', source: 'file:///mnt/segments/seg-1' });
  */
-export async function uploadSegment(runtime: UploadRuntime, input: unknown): Promise<UploadResult> {
-  const announcement = parseWith(segmentAnnouncementSchema, input, 'segment announcement');
+export async function uploadSegment(runtime: UploadRuntime, announcement: SegmentAnnouncement): Promise<UploadResult> {
   const identity: SegmentIdentity = { dataspace: announcement.dataspace, segmentId: announcement.segmentId };
   const key = formatSegmentKey(runtime.config.keyPrefix, identity);
   const what = `segment ${identity.dataspace}/${identity.segmentId} (${announcement.source})`;

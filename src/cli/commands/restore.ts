@@ -1,6 +1,7 @@
 /** `restore --dataspace D --segment S --to URL [--range A-B]`: runs the fetch function's restore from the shell. */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { fetchInvocationSchema, parseWith } from '../../core/messages.ts';
 import { createRuntime } from '../../core/runtime.ts';
 import { fetchSegment } from '../../fetch/fetchSegment.ts';
 import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
@@ -12,12 +13,17 @@ export const restoreCommand: Command = {
   usage: 'restore --dataspace D --segment S --to URL [--range A-B]',
   options: { dataspace: { type: 'string' }, segment: { type: 'string' }, to: { type: 'string' }, range: { type: 'string' } },
   async run(ctx) {
-    const invocation = {
-      dataspace: requireOption(ctx, 'dataspace'),
-      segmentId: requireOption(ctx, 'segment'),
-      destination: destinationUrl(requireOption(ctx, 'to')),
-      ...(typeof ctx.values.range === 'string' ? { range: parseRange(ctx.values.range) } : {}),
-    };
+    // Parsed as the fetch function's parser middleware parses its event: the same schema, the same errors.
+    const invocation = parseWith(
+      fetchInvocationSchema,
+      {
+        dataspace: requireOption(ctx, 'dataspace'),
+        segmentId: requireOption(ctx, 'segment'),
+        destination: destinationUrl(requireOption(ctx, 'to')),
+        ...(typeof ctx.values.range === 'string' ? { range: parseRange(ctx.values.range) } : {}),
+      },
+      'fetch invocation',
+    );
     const runtime = await createRuntime(ctx.env);
     const tty = isTerminal(ctx.stderr);
     const started = Date.now();
