@@ -25,6 +25,9 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_DELETIONS_QUEUE_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/deletions', bad: 'not a url', check: (c) => expect(c.deletionsQueueUrl).toContain('deletions') },
   S3_STORAGE_SOURCE_ROOT: { good: '/mnt/segments', bad: 'relative/dir', check: (c) => expect(c.sourceRoot).toBe('/mnt/segments') },
   S3_STORAGE_RESTORE_ROOT: { good: '/mnt/restore', bad: './restore', check: (c) => expect(c.restoreRoot).toBe('/mnt/restore') },
+  S3_STORAGE_STAGING_BUCKET: { good: 'staging-bucket', bad: 'Staging_Bucket', check: (c) => expect(c.staging).toEqual({ bucket: 'staging-bucket', region: 'eu-west-1', deleteAfterUpload: false }) },
+  S3_STORAGE_STAGING_REGION: { good: 'eu-central-1', bad: 'EU CENTRAL', check: (c) => expect(c.staging?.region).toBe('eu-central-1') },
+  S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: { good: 'true', bad: 'later', check: (c) => expect(c.staging?.deleteAfterUpload).toBe(true) },
   S3_STORAGE_CHUNK_LOG2: { good: '16', bad: '25', check: (c) => expect(c.chunkLog2).toBe(16) },
   S3_STORAGE_PART_SIZE_MIB: { good: '64', bad: '4', check: (c) => expect(c.partSize).toBe(64 * 1024 * 1024) },
   S3_STORAGE_TRANSFER_CONCURRENCY: { good: '8', bad: '0', check: (c) => expect(c.transferConcurrency).toBe(8) },
@@ -36,6 +39,7 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
 function withPartner(name: string, value: string): Record<string, string> {
   if (name === 'S3_STORAGE_ACCESSKEY') return { [name]: value, S3_STORAGE_SECRETKEY: 'partner-secret' };
   if (name === 'S3_STORAGE_SECRETKEY') return { [name]: value, S3_STORAGE_ACCESSKEY: 'AKIAPARTNER' };
+  if (name === 'S3_STORAGE_STAGING_REGION' || name === 'S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD') return { [name]: value, S3_STORAGE_STAGING_BUCKET: 'staging-bucket' };
   return { [name]: value };
 }
 
@@ -90,6 +94,21 @@ describe('config', () => {
     expect(configError({ ...BASE, S3_STORAGE_SECRETKEY: 'only-secret' }).variable).toBe('S3_STORAGE_ACCESSKEY');
   });
 
+  it('KMS alias ARNs are refused with what to give instead (a grant on an alias does not authorise the key)', () => {
+    const err = configError({ ...BASE, S3_STORAGE_KMS_KEY_ARN: 'arn:aws:kms:eu-west-1:123456789012:alias/logs' });
+    expect(err.variable).toBe('S3_STORAGE_KMS_KEY_ARN');
+    expect(err.message).toContain('is an alias ARN');
+    expect(err.message).toContain('aws kms describe-key');
+  });
+
+  it('staging: its region and delete-after-upload need the bucket; it is neither the current nor the state bucket', () => {
+    expect(configError({ ...BASE, S3_STORAGE_STAGING_REGION: 'eu-central-1' }).message).toMatch(/S3_STORAGE_STAGING_REGION is set but S3_STORAGE_STAGING_BUCKET is not/);
+    expect(configError({ ...BASE, S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: 'true' }).variable).toBe('S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD');
+    expect(configError({ ...BASE, S3_STORAGE_STAGING_BUCKET: 'logs-bucket' }).message).toMatch(/is also S3_STORAGE_BUCKET/);
+    expect(configError({ ...BASE, S3_STORAGE_STATE_BUCKET: 'state-b', S3_STORAGE_STAGING_BUCKET: 'state-b' }).message).toMatch(/is also S3_STORAGE_STATE_BUCKET/);
+    expect(loadConfig(BASE).staging).toBeUndefined();
+  });
+
   it('previous keys: a JSON array or a comma-separated list, never "off"', () => {
     expect(loadConfig({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1, k2' }).previousKeys.map((k) => k.reveal())).toEqual(['k1', 'k2']);
     expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1,off' }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
@@ -106,20 +125,19 @@ describe('config', () => {
     }
   });
 
-  it('static credentials take precedence over the default provider chain', async () => {
+  it('static credentials sign the data buckets only; SQS, KMS and the deployment\'s own buckets use the default chain', async () => {
     const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
     process.env.AWS_ACCESS_KEY_ID = 'AKIAFROMENV';
     process.env.AWS_SECRET_ACCESS_KEY = 'from-env';
     try {
       const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIASTATIC', S3_STORAGE_SECRETKEY: 'static-secret' });
       const clients = createClients(config);
-      for (const credentials of [clients.s3().config.credentials, clients.sqs.config.credentials, (await clients.kms()).config.credentials]) {
-        const resolved = await credentials();
-        expect(resolved.accessKeyId).toBe('AKIASTATIC');
-        expect(resolved.secretAccessKey).toBe('static-secret');
-      }
-      const chain = await createClients(loadConfig(BASE)).s3().config.credentials();
-      expect(chain.accessKeyId).toBe('AKIAFROMENV');
+      for (const client of [clients.s3(), clients.s3('us-west-2')]) expect(await client.config.credentials()).toMatchObject({ accessKeyId: 'AKIASTATIC', secretAccessKey: 'static-secret' });
+      for (const client of [clients.s3AsRole(), clients.sqs, await clients.kms()]) expect(await client.config.credentials()).toMatchObject({ accessKeyId: 'AKIAFROMENV', secretAccessKey: 'from-env' });
+      // Without static keys, one set of clients (the role's) serves every bucket.
+      const chain = createClients(loadConfig(BASE));
+      expect(chain.s3()).toBe(chain.s3AsRole());
+      expect((await chain.s3().config.credentials()).accessKeyId).toBe('AKIAFROMENV');
     } finally {
       process.env.AWS_ACCESS_KEY_ID = saved.id;
       process.env.AWS_SECRET_ACCESS_KEY = saved.secret;

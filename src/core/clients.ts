@@ -1,8 +1,14 @@
 /**
- * The one factory of AWS clients, for every function and the CLI. Static credentials from the configuration
- * take precedence over the default provider chain (the Lambda role). SQS and KMS endpoints come from the
- * SDK's own AWS_ENDPOINT_URL_* variables; S3's from S3_STORAGE_ENDPOINT_BASE. S3 clients are cached per
- * region, because registered buckets may live in other regions than the current one.
+ * The one factory of AWS clients, for every function and the CLI. Credentials are scoped as the design says:
+ * the static keys of the configuration (S3_STORAGE_ACCESSKEY/SECRETKEY), when set, sign the requests to the
+ * data buckets only (`s3()`); everything else — SQS, KMS, and the S3 buckets that belong to the deployment
+ * (the state bucket with the registry, the staging bucket, s3:// restore destinations: `s3AsRole()`) — is
+ * signed by the default provider chain, which on Lambda is the function's role. So a storage-only IAM user's
+ * keys never reach the queues, the `kms:` secrets or the registry.
+ *
+ * SQS and KMS endpoints come from the SDK's own AWS_ENDPOINT_URL_* variables; S3's from
+ * S3_STORAGE_ENDPOINT_BASE (for every S3 client). S3 clients are cached per region, because registered buckets
+ * and the staging bucket may live in other regions than the current one.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -13,11 +19,25 @@ import { Agent as HttpAgent } from 'node:http';
 import type { Config } from './config.ts';
 
 export interface Clients {
-  /** The S3 client for `region` (default: the current bucket's). */
+  /** The S3 client for the data buckets in `region` (default: the current bucket's); static keys when set. */
   s3(region?: string): S3Client;
+  /** The S3 client signed by the function's role (never the static keys): state, staging and restore buckets. */
+  s3AsRole(region?: string): S3Client;
+  /** Signed by the function's role. */
   readonly sqs: SQSClient;
-  /** Loaded on first use: only `kms:` secrets need it, and the module costs cold-start time. */
+  /** Signed by the function's role. Loaded on first use: only `kms:` secrets need it, and the module costs cold-start time. */
   kms(): Promise<KMSClient>;
+}
+
+/** Any client the factory builds. */
+export type AwsClient = S3Client | SQSClient | KMSClient;
+
+export interface ClientOptions {
+  /**
+   * Called with every client the factory builds, before it sends anything (tests: the permission harness adds
+   * a middleware that records each request). Production code passes nothing.
+   */
+  readonly instrument?: (client: AwsClient) => void;
 }
 
 /** Retry budget of every client: adaptive back-off absorbs S3 503 SlowDown and throttling. */
@@ -33,46 +53,59 @@ function requestHandler(): NodeHttpHandler {
   });
 }
 
-export function createClients(config: Config): Clients {
-  const credentials = config.credentials && {
+export function createClients(config: Config, options: ClientOptions = {}): Clients {
+  const staticKeys = config.credentials && {
     accessKeyId: config.credentials.accessKeyId,
     secretAccessKey: config.credentials.secretAccessKey.reveal(),
   };
-  const common = { maxAttempts: MAX_ATTEMPTS, retryMode: 'adaptive', ...(credentials ? { credentials } : {}) } as const;
-  const handler = requestHandler();
-  const s3ByRegion = new Map<string, S3Client>();
+  const common = { maxAttempts: MAX_ATTEMPTS, retryMode: 'adaptive', requestHandler: requestHandler() } as const;
+  const built = <T extends AwsClient>(client: T): T => {
+    options.instrument?.(client);
+    return client;
+  };
+  const s3Factory = (credentials: typeof staticKeys) => {
+    const byRegion = new Map<string, S3Client>();
+    return (region: string = config.region): S3Client => {
+      let client = byRegion.get(region);
+      if (client === undefined) {
+        client = built(
+          new S3Client({
+            ...common,
+            ...(credentials ? { credentials } : {}),
+            region,
+            forcePathStyle: config.forcePathStyle,
+            ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+            // Checksums are computed where S3 supports them and validated on GET where S3 returns them.
+            requestChecksumCalculation: 'WHEN_SUPPORTED',
+            responseChecksumValidation: 'WHEN_SUPPORTED',
+          }),
+        );
+        byRegion.set(region, client);
+      }
+      return client;
+    };
+  };
+  const s3AsRole = s3Factory(undefined);
+  // Without static keys, the data buckets are reached with the role too: the same clients serve both.
+  const s3 = staticKeys ? s3Factory(staticKeys) : s3AsRole;
   let sqs: SQSClient | undefined;
   let kms: Promise<KMSClient> | undefined;
   return {
-    s3(region = config.region) {
-      let client = s3ByRegion.get(region);
-      if (client === undefined) {
-        client = new S3Client({
-          ...common,
-          region,
-          requestHandler: handler,
-          forcePathStyle: config.forcePathStyle,
-          ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-          // Checksums are computed where S3 supports them and validated on GET where S3 returns them.
-          requestChecksumCalculation: 'WHEN_SUPPORTED',
-          responseChecksumValidation: 'WHEN_SUPPORTED',
-        });
-        s3ByRegion.set(region, client);
-      }
-      return client;
-    },
+    s3,
+    s3AsRole,
     get sqs() {
-      sqs ??= new SQSClient({
-        ...common,
-        region: config.awsRegion,
-        requestHandler: handler,
-        // Queue URLs of local servers name hosts that do not resolve: with an endpoint set, use it, not the URL.
-        ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint, useQueueUrlAsEndpoint: false } : {}),
-      });
+      sqs ??= built(
+        new SQSClient({
+          ...common,
+          region: config.awsRegion,
+          // Queue URLs of local servers name hosts that do not resolve: with an endpoint set, use it, not the URL.
+          ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint, useQueueUrlAsEndpoint: false } : {}),
+        }),
+      );
       return sqs;
     },
     kms() {
-      kms ??= import('@aws-sdk/client-kms').then(({ KMSClient }) => new KMSClient({ ...common, region: config.awsRegion, requestHandler: handler }));
+      kms ??= import('@aws-sdk/client-kms').then(({ KMSClient }) => built(new KMSClient({ ...common, region: config.awsRegion })));
       return kms;
     },
   };

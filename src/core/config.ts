@@ -34,6 +34,8 @@ export interface Config {
   readonly deletionsQueueUrl: string | undefined;
   readonly sourceRoot: string | undefined;
   readonly restoreRoot: string | undefined;
+  /** The staging bucket ingestion nodes put segments in (`s3://` sources), when there is one. */
+  readonly staging: Staging | undefined;
   /** log2 of the plaintext chunk size of new objects (format v1: 16..24). */
   readonly chunkLog2: number;
   /** Multipart part size in bytes. */
@@ -50,6 +52,16 @@ export interface Config {
   readonly awsRegion: string;
   /** LOG_LEVEL, when set: the logger's level (Powertools' own default otherwise). */
   readonly logLevel: LogLevel | undefined;
+}
+
+/**
+ * The staging bucket: `s3://<bucket>/…` sources are read in `region` (its own, not the current bucket's), and,
+ * with `deleteAfterUpload`, their staged copy is deleted once the stored copy is verified.
+ */
+export interface Staging {
+  readonly bucket: string;
+  readonly region: string;
+  readonly deleteAfterUpload: boolean;
 }
 
 const bucketName = z.string().refine(isBucketName, BUCKET_NAME_MESSAGE);
@@ -74,9 +86,17 @@ const intIn = (min: number, max: number, unit: string) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `is out of range; expected ${min}..${max} ${unit}`);
 const secretString = z.string().min(1, 'is empty; expected a secret string (64+ random characters), kms:<base64>, or off');
+/**
+ * A KMS key ARN. Alias ARNs are refused: S3 resolves the alias, but IAM authorises the key itself, so a role
+ * granted kms:GenerateDataKey on the alias ARN (as the stack grants on this value) is denied on every write.
+ */
 const kmsArn = z
   .string()
-  .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/, 'is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>');
+  .refine((v) => !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias\//.test(v), {
+    message: 'is an alias ARN; a grant on an alias does not authorise the key, so give the key ARN (aws kms describe-key --key-id <alias ARN> --query KeyMetadata.Arn)',
+    abort: true,
+  })
+  .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/, 'is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>');
 
 function isListOfKeys(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((k) => typeof k === 'string' && k.length > 0 && k !== 'off');
@@ -129,6 +149,9 @@ const schema = z.strictObject({
   S3_STORAGE_DELETIONS_QUEUE_URL: httpUrl.optional(),
   S3_STORAGE_SOURCE_ROOT: absolutePath.optional(),
   S3_STORAGE_RESTORE_ROOT: absolutePath.optional(),
+  S3_STORAGE_STAGING_BUCKET: bucketName.optional(),
+  S3_STORAGE_STAGING_REGION: region.optional(),
+  S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: bool('S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD').optional(),
   S3_STORAGE_CHUNK_LOG2: intIn(MIN_CHUNK_LOG2, MAX_CHUNK_LOG2, '(log2 of the chunk size in bytes)').optional(),
   S3_STORAGE_PART_SIZE_MIB: intIn(5, 5120, 'MiB').optional(),
   S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
@@ -191,6 +214,24 @@ function credentialsOf(v: Variables): Config['credentials'] {
   return { accessKeyId: v.S3_STORAGE_ACCESSKEY, secretAccessKey: new Secret(v.S3_STORAGE_SECRETKEY) };
 }
 
+/**
+ * The staging bucket. It must be neither the current nor the state bucket (deleting a staged copy must never
+ * touch a stored one); its region defaults to the current bucket's. Deleting staged copies needs the bucket.
+ */
+function stagingOf(v: Variables): Staging | undefined {
+  const bucket = v.S3_STORAGE_STAGING_BUCKET;
+  if (bucket === undefined) {
+    for (const name of ['S3_STORAGE_STAGING_REGION', 'S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD'] as const) {
+      if (v[name] !== undefined) throw new ConfigError(name, `${name} is set but S3_STORAGE_STAGING_BUCKET is not; set the staging bucket too, or unset ${name}`);
+    }
+    return undefined;
+  }
+  for (const [other, name] of [[v.S3_STORAGE_BUCKET, 'S3_STORAGE_BUCKET'], [v.S3_STORAGE_STATE_BUCKET, 'S3_STORAGE_STATE_BUCKET']] as const) {
+    if (bucket === other) throw new ConfigError('S3_STORAGE_STAGING_BUCKET', `S3_STORAGE_STAGING_BUCKET=${JSON.stringify(bucket)} is also ${name}; the staging bucket must be a bucket of its own`);
+  }
+  return { bucket, region: v.S3_STORAGE_STAGING_REGION ?? v.S3_STORAGE_REGION, deleteAfterUpload: v.S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD ?? false };
+}
+
 function logLevelOf(env: Env): LogLevel | undefined {
   const raw = env.LOG_LEVEL;
   if (raw === undefined || raw === '') return undefined;
@@ -218,6 +259,7 @@ export function loadConfig(env: Env = process.env): Config {
     deletionsQueueUrl: v.S3_STORAGE_DELETIONS_QUEUE_URL,
     sourceRoot: v.S3_STORAGE_SOURCE_ROOT,
     restoreRoot: v.S3_STORAGE_RESTORE_ROOT,
+    staging: stagingOf(v),
     chunkLog2: v.S3_STORAGE_CHUNK_LOG2 ?? DEFAULT_CHUNK_LOG2,
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,

@@ -6,7 +6,7 @@
  * multi-bucket history by forgetting to load it.
  */
 import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
-import { createClients, type Clients } from './clients.ts';
+import { createClients, type ClientOptions, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
@@ -16,7 +16,10 @@ import { S3Store } from './s3Store.ts';
 export interface Runtime {
   readonly config: Config;
   readonly clients: Clients;
+  /** The data buckets (current and registered): static keys when set, else the role. */
   readonly store: S3Store;
+  /** The deployment's own buckets — state (registry), staging, s3:// restore destinations — always the role. */
+  readonly roleStore: S3Store;
   readonly keyRing: KeyRing;
   /** Every bucket ever used (with S3_STORAGE_STATE_BUCKET), or the current bucket alone (without it). */
   readonly registry: BucketRegistry;
@@ -25,15 +28,18 @@ export interface Runtime {
 export interface RuntimeOptions {
   /** Options of the registry's cold-start read (tests: clock, back-off). */
   readonly registry?: OpenRegistryOptions;
+  /** Options of the client factory (tests: the permission harness instruments every client). */
+  readonly clients?: ClientOptions;
 }
 
 export async function createRuntime(env: Readonly<Record<string, string | undefined>> = process.env, options: RuntimeOptions = {}): Promise<Runtime> {
   const config = loadConfig(env);
   if (config.logLevel !== undefined) logger.setLogLevel(config.logLevel);
-  const clients = createClients(config);
+  const clients = createClients(config, options.clients);
   const store = new S3Store((region) => clients.s3(region));
-  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(store, config, options.registry)]);
-  return { config, clients, store, keyRing, registry };
+  const roleStore = new S3Store((region) => clients.s3AsRole(region));
+  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config, options.registry)]);
+  return { config, clients, store, roleStore, keyRing, registry };
 }
 
 let runtime: Promise<Runtime> | undefined;

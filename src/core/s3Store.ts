@@ -4,6 +4,7 @@
  */
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -221,6 +222,15 @@ export class S3Store {
       yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0 }]));
       token = out.NextContinuationToken;
     } while (token);
+  }
+
+  /** Deletes one object (a staged copy once its segment is stored); deleting a missing key succeeds. */
+  async deleteObject(ref: BucketRef, key: string): Promise<void> {
+    try {
+      await this.clientFor(ref.region).send(new DeleteObjectCommand({ Bucket: ref.bucket, Key: key }));
+    } catch (err) {
+      throw storageError('DeleteObject', ref, key, err);
+    }
   }
 
   /** Deletes up to 1,000 keys in one request; returns the keys S3 reported as failed, with reasons. */

@@ -27,7 +27,11 @@ import { readObjectRange, readWholeObject, type GetStore } from './objectReader.
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 /** What a restore needs of the runtime (tests pass a store that wraps the real one). */
-export type FetchRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & { readonly store: HeadStore & GetStore & PutStore };
+export type FetchRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & {
+  readonly store: HeadStore & GetStore;
+  /** s3:// destinations are written with the function's role (never the data buckets' static keys). */
+  readonly roleStore: PutStore;
+};
 
 export interface FetchOptions {
   /** Called as plaintext bytes pass, with the number of bytes the restore writes in all. */
@@ -49,7 +53,7 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
   const identity: SegmentIdentity = { dataspace: invocation.dataspace, segmentId: invocation.segmentId };
   const key = formatSegmentKey(runtime.config.keyPrefix, identity);
   const location = parseLocation('destination', invocation.destination);
-  const destination = await openDestination(location, runtime.config, runtime.store);
+  const destination = await openDestination(location, runtime.config, runtime.roleStore);
   try {
     const found = await locateSegment(runtime.store, runtime.registry, key);
     checkStoredSize(found);

@@ -1,6 +1,12 @@
 /**
- * Where an upload reads a segment from: a `file://` path inside S3_STORAGE_SOURCE_ROOT (symlinks resolved),
- * or an `s3://bucket/key` staging object. The size is known before any byte is read.
+ * Where an upload reads a segment from: a `file://` path inside S3_STORAGE_SOURCE_ROOT (symlinks resolved; on
+ * Lambda a shared file system such as EFS mounted there), or an `s3://bucket/key` staging object. The size is
+ * known before any byte is read.
+ *
+ * `s3://` sources are read with the function's role (never the data buckets' static keys). An object in the
+ * staging bucket (S3_STORAGE_STAGING_BUCKET) is read in the staging bucket's own region
+ * (S3_STORAGE_STAGING_REGION), which may differ from the current bucket's; any other bucket in the current
+ * bucket's region.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -10,17 +16,26 @@ import { LocationError } from '../core/errors.ts';
 import { parseLocation, resolveExistingInsideRoot } from '../core/locations.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
 
+/** An object in the staging bucket. */
+export interface StagedObject {
+  readonly ref: BucketRef;
+  readonly key: string;
+}
+
 export interface SegmentSource {
   readonly url: string;
   /** Bytes of the segment. */
   readonly size: number;
+  /** Set when the source is an object in the staging bucket (it may be deleted once the segment is stored). */
+  readonly staged: StagedObject | undefined;
   /** A fresh stream of its bytes (called once per pass). */
   open(): Promise<Readable>;
 }
 
 export interface SourceRuntime {
-  readonly config: Pick<Config, 'region' | 'sourceRoot'>;
-  readonly store: Pick<S3Store, 'head' | 'get'>;
+  readonly config: Pick<Config, 'region' | 'sourceRoot' | 'staging'>;
+  /** The store of the function's own role: s3:// sources are read through it. */
+  readonly roleStore: Pick<S3Store, 'head' | 'get'>;
 }
 
 export async function openSource(runtime: SourceRuntime, url: string): Promise<SegmentSource> {
@@ -29,10 +44,12 @@ export async function openSource(runtime: SourceRuntime, url: string): Promise<S
     const real = await resolveExistingInsideRoot(location.path, runtime.config.sourceRoot, 'S3_STORAGE_SOURCE_ROOT');
     const info = await stat(real);
     if (!info.isFile()) throw new LocationError(url, `source ${location.path} is not a regular file`);
-    return { url, size: info.size, open: async () => createReadStream(real, { highWaterMark: 1 << 20 }) };
+    return { url, size: info.size, staged: undefined, open: async () => createReadStream(real, { highWaterMark: 1 << 20 }) };
   }
-  const ref: BucketRef = { bucket: location.bucket, region: runtime.config.region };
-  const info = await runtime.store.head(ref, location.key);
+  const staging = runtime.config.staging;
+  const inStaging = staging !== undefined && location.bucket === staging.bucket;
+  const ref: BucketRef = { bucket: location.bucket, region: inStaging ? staging.region : runtime.config.region };
+  const info = await runtime.roleStore.head(ref, location.key);
   if (info === undefined) throw new LocationError(url, `source ${url} does not exist`);
-  return { url, size: info.size, open: () => runtime.store.get(ref, location.key) };
+  return { url, size: info.size, staged: inStaging ? { ref, key: location.key } : undefined, open: () => runtime.roleStore.get(ref, location.key) };
 }

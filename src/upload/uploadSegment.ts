@@ -6,7 +6,8 @@
  *   2. open the source (source.ts) and check its size against the announcement
  *   3. already stored? an intact copy in any registered bucket is acknowledged without a copy (storedCopy.ts)
  *   4. abort what a crashed attempt left, then stream the object (writeObject.ts)
- *   5. USING_EPHEMERAL_DISKS: read the object back before acknowledging (readBack.ts)
+ *   5. USING_EPHEMERAL_DISKS (or a staged copy to delete): read the object back before acknowledging (readBack.ts)
+ *   6. S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: delete the staged copy once the stored one is verified (stagedCopy.ts)
  */
 import type { Runtime } from '../core/runtime.ts';
 import { IntegrityError } from '../core/errors.ts';
@@ -15,12 +16,15 @@ import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import type { S3Store } from '../core/s3Store.ts';
 import { verifyReadBack } from './readBack.ts';
 import { openSource } from './source.ts';
+import { deleteStagedCopy, type StagedCopyOutcome } from './stagedCopy.ts';
 import { checkStoredCopy, findStoredCopy } from './storedCopy.ts';
 import { writeSegmentObject } from './writeObject.ts';
 
 /** What an upload needs of the runtime (tests pass a store that wraps the real one). */
 export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & {
   readonly store: Pick<S3Store, 'head' | 'get' | 'put' | 'abortIncompleteUploads'>;
+  /** s3:// sources are read, and staged copies deleted, with the function's role. */
+  readonly roleStore: Pick<S3Store, 'head' | 'get' | 'deleteObject'>;
 };
 
 export interface UploadResult {
@@ -33,8 +37,10 @@ export interface UploadResult {
   readonly storedSize: number;
   /** Hex SHA-256 of the plaintext (computed while streaming; absent for already-stored segments). */
   readonly sha256?: string;
-  /** True when the object was read back and compared (USING_EPHEMERAL_DISKS). */
+  /** True when the object was read back and compared (USING_EPHEMERAL_DISKS, or a staged copy to delete). */
   readonly verified: boolean;
+  /** With S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD and a source in the staging bucket: what became of that copy. */
+  readonly stagedCopy?: StagedCopyOutcome;
 }
 
 /**
@@ -51,16 +57,21 @@ export async function uploadSegment(runtime: UploadRuntime, announcement: Segmen
   if (announcement.size !== undefined && announcement.size !== source.size) {
     throw new IntegrityError('size', String(announcement.size), String(source.size), `${what}: the source's size differs from the announcement`);
   }
+  // The staged copy is deleted only after the stored copy is verified (never when anything above or below throws).
+  const releaseStaged = source.staged !== undefined && runtime.config.staging?.deleteAfterUpload === true ? source.staged : undefined;
   const stored = await findStoredCopy(runtime, key);
   if (stored !== undefined) {
     checkStoredCopy(stored, source.size, what);
-    return { outcome: 'already-stored', bucket: stored.ref.bucket, key, size: source.size, storedSize: stored.info.size, verified: false };
+    const result: UploadResult = { outcome: 'already-stored', bucket: stored.ref.bucket, key, size: source.size, storedSize: stored.info.size, verified: false };
+    return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
   }
 
   const target = runtime.registry.current;
   // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind.
   await runtime.store.abortIncompleteUploads(target, key);
   const written = await writeSegmentObject(runtime, { target, key, identity, source, sha256: announcement.sha256, what });
-  if (runtime.config.ephemeralDisks) await verifyReadBack(runtime.store, target, key, written, what);
-  return { outcome: 'uploaded', bucket: target.bucket, key, size: source.size, storedSize: written.storedSize, sha256: written.sha256, verified: runtime.config.ephemeralDisks };
+  const verify = runtime.config.ephemeralDisks || releaseStaged !== undefined;
+  if (verify) await verifyReadBack(runtime.store, target, key, written, what);
+  const result: UploadResult = { outcome: 'uploaded', bucket: target.bucket, key, size: source.size, storedSize: written.storedSize, sha256: written.sha256, verified: verify };
+  return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
 }

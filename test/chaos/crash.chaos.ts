@@ -57,6 +57,9 @@ describe('crashes', () => {
       AWS_ENDPOINT_URL_SQS: endpoint,
       S3_STORAGE_ENDPOINT_BASE: endpoint,
       S3_STORAGE_PATH_STYLE_ACCESS: 'true',
+      // Static keys sign the data bucket's requests only; SQS and the rest use the default chain.
+      AWS_ACCESS_KEY_ID: 'moto',
+      AWS_SECRET_ACCESS_KEY: 'moto',
       S3_STORAGE_ACCESSKEY: 'moto',
       S3_STORAGE_SECRETKEY: 'moto',
       S3_STORAGE_BUCKET: 'crash-bucket',
