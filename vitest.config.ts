@@ -6,5 +6,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The role of the functions under test: SQS, KMS and the state bucket are signed by the default credential
+    // chain, which reads process.env as on Lambda (static S3_STORAGE_ACCESSKEY keys sign data buckets only).
+    // The local servers accept any key.
+    env: { AWS_ACCESS_KEY_ID: 'test-role', AWS_SECRET_ACCESS_KEY: 'test-role' },
   },
 });

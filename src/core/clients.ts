@@ -6,8 +6,8 @@
  * signed by the default provider chain, which on Lambda is the function's role. So a storage-only IAM user's
  * keys never reach the queues, the `kms:` secrets or the registry.
  *
- * SQS and KMS endpoints come from the SDK's own AWS_ENDPOINT_URL_* variables; S3's from
- * S3_STORAGE_ENDPOINT_BASE (for every S3 client). S3 clients are cached per region, because registered buckets
+ * SQS and KMS endpoints come from the SDK's own AWS_ENDPOINT_URL_* variables, read from the same environment as
+ * the configuration; S3's from S3_STORAGE_ENDPOINT_BASE (for every S3 client). S3 clients are cached per region, because registered buckets
  * and the staging bucket may live in other regions than the current one.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
@@ -105,7 +105,7 @@ export function createClients(config: Config, options: ClientOptions = {}): Clie
       return sqs;
     },
     kms() {
-      kms ??= import('@aws-sdk/client-kms').then(({ KMSClient }) => built(new KMSClient({ ...common, region: config.awsRegion })));
+      kms ??= import('@aws-sdk/client-kms').then(({ KMSClient }) => built(new KMSClient({ ...common, region: config.awsRegion, ...(config.kmsEndpoint ? { endpoint: config.kmsEndpoint } : {}) })));
       return kms;
     },
   };

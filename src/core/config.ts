@@ -48,6 +48,8 @@ export interface Config {
   readonly cleanupDryRun: boolean;
   /** SQS endpoint from the SDK's own AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL (local servers), if set. */
   readonly sqsEndpoint: string | undefined;
+  /** KMS endpoint from AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL of the same environment, if set. */
+  readonly kmsEndpoint: string | undefined;
   /** Region of the SQS and KMS clients: AWS_REGION, else S3_STORAGE_REGION. */
   readonly awsRegion: string;
   /** LOG_LEVEL, when set: the logger's level (Powertools' own default otherwise). */
@@ -265,6 +267,7 @@ export function loadConfig(env: Env = process.env): Config {
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
     cleanupDryRun: v.S3_STORAGE_CLEANUP_DRY_RUN ?? false,
     sqsEndpoint: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || undefined,
+    kmsEndpoint: env.AWS_ENDPOINT_URL_KMS || env.AWS_ENDPOINT_URL || undefined,
     awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,
     restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,
     logLevel: logLevelOf(env),
