@@ -1,43 +1,69 @@
 /**
  * The deployable stack, packaged offline (osls, no AWS credentials, no network) and read back from the
  * generated CloudFormation template: queues and DLQs, the event source, the schedule, the environment, and
- * least-privilege IAM per function — with and without an SSE-KMS key.
+ * least-privilege IAM per function — with and without an SSE-KMS key; the two hand-overs of segments (staging
+ * bucket, EFS) with their parameters and without; the ingestion nodes' managed policy; bad parameters; and
+ * `npm run package` exactly as the README writes it.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeDenials, evaluate, packageStackTo, principalsOf, readTemplate, type Template } from './support/stackPolicies.ts';
 
 type Json = Record<string, unknown>;
 interface Statement {
   Effect: string;
   Action: string[];
   Resource: unknown[];
+  Condition?: Json;
 }
 const KMS_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+const FS_ARN = 'arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123abcd';
+const AP_SOURCES = 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0';
+const AP_RESTORES = 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef1';
 const dirs: string[] = [];
 
-function packageStack(params: Record<string, string>): Json {
-  const dir = mkdtempSync(join(tmpdir(), 'bks-stack-'));
+async function packageStack(params: Record<string, string>): Promise<Template> {
+  const dir = await packageStackTo(params);
   dirs.push(dir);
-  const args = ['osls', 'package', '--package', dir, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
-  // Dummy credentials: packaging must not need real ones (and makes no AWS call).
-  execFileSync('npx', args, { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, stdio: 'pipe', timeout: 180_000 });
-  return JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Json;
+  return readTemplate(dir);
 }
 
-const resources = (t: Json) => t.Resources as Record<string, { Type: string; Properties: Json; Condition?: string }>;
-const statements = (t: Json, role: string) => ((resources(t)[role]!.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[])[0]!.PolicyDocument.Statement);
-const actions = (t: Json, role: string) => statements(t, role).flatMap((s) => s.Action);
+const resources = (t: Template) => t.Resources as Record<string, { Type: string; Properties: Json; Condition?: string }>;
+const statements = (t: Template, role: string) => ((resources(t)[role]!.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[])[0]!.PolicyDocument.Statement);
+const actions = (t: Template, role: string) => statements(t, role).flatMap((s) => s.Action);
+const env = (t: Template, fn: string) => (resources(t)[`${fn}LambdaFunction`]!.Properties.Environment as { Variables: Json }).Variables;
 
-let plain: Json;
-let kms: Json;
+let plain: Template;
+let kms: Template;
+/** Both hand-overs: a staging bucket the stack creates (delete after upload) and EFS for upload and fetch. */
+let sources: Template;
+let readOnly: Template;
 
-beforeAll(() => {
+beforeAll(async () => {
   execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'pipe' });
-  plain = packageStack({ bucket: 'logs-2026', allBuckets: 'logs-2025,logs-2026', fetchInvokerRoleArn: 'arn:aws:iam::123456789012:role/ingest' });
-  kms = packageStack({ bucket: 'logs-2026', kmsKeyArn: KMS_ARN });
+  // One after the other: concurrent osls runs in one service directory trip over each other.
+  plain = await packageStack({ bucket: 'logs-2026', allBuckets: 'logs-2025,logs-2026', fetchInvokerRoleArn: 'arn:aws:iam::123456789012:role/ingest' });
+  kms = await packageStack({ bucket: 'logs-2026', kmsKeyArn: KMS_ARN, restoreBucket: 'restores' });
+  sources = await packageStack({
+    bucket: 'logs-2026',
+    stagingBucket: 'logs-staging',
+    stagingPrefix: 'incoming',
+    createStagingBucket: 'true',
+    stagingExpiryDays: '3',
+    deleteStagedAfterUpload: 'true',
+    efsFileSystemArn: FS_ARN,
+    efsAccessPointArn: AP_SOURCES,
+    efsRestoreAccessPointArn: AP_RESTORES,
+    subnetIds: 'subnet-aaa,subnet-bbb',
+    securityGroupIds: 'sg-123',
+    sourceRoot: '/mnt/segments',
+    restoreRoot: '/mnt/restore',
+  });
+  // Staging without delete-after-upload, in another region, not created by the stack.
+  readOnly = await packageStack({ bucket: 'logs-2026', stagingBucket: 'logs-staging', stagingBucketRegion: 'eu-west-1' });
 }, 300_000);
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -68,8 +94,7 @@ describe('packaged stack', () => {
       expect(p.Runtime).toBe('nodejs22.x');
       expect(p.Architectures).toEqual(['arm64']);
       expect(p.Handler).toBe(`dist/${fn.toLowerCase()}/index.handler`);
-      const vars = (p.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(vars).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' } });
+      expect(env(plain, fn)).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' } });
     }
   });
 
@@ -117,8 +142,130 @@ describe('packaged stack', () => {
     for (const role of ['UploadRole', 'FetchRole', 'CleanupRole']) expect(actions(plain, role).filter((a) => a.startsWith('kms:'))).toEqual([]);
     const upload = statements(kms, 'UploadRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')));
     expect(upload).toEqual([{ Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [KMS_ARN] }]);
-    expect(statements(kms, 'FetchRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')))).toEqual([{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [KMS_ARN] }]);
+    // Fetch reads SSE-KMS objects, and writes s3:// restores (restoreBucket) under the same key.
+    expect(statements(kms, 'FetchRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')))).toEqual([{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [KMS_ARN] }]);
     expect(actions(kms, 'CleanupRole').filter((a) => a.startsWith('kms:'))).toEqual([]);
-    expect((resources(kms).UploadLambdaFunction!.Properties.Environment as { Variables: Json }).Variables.S3_STORAGE_KMS_KEY_ARN).toBe(KMS_ARN);
+    expect(env(kms, 'Upload').S3_STORAGE_KMS_KEY_ARN).toBe(KMS_ARN);
+  });
+});
+
+describe('sources the deployed functions can reach', () => {
+  const names = { StateBucket: 'state', SegmentsQueue: 'segments', DeletionsQueue: 'deletions', SegmentsDeadLetterQueue: 'segments-dlq', DeletionsDeadLetterQueue: 'deletions-dlq', [`efs:${AP_SOURCES}`]: FS_ARN, [`efs:${AP_RESTORES}`]: FS_ARN };
+  const grants = (t: Template, role: string, action: string) => statements(t, role).filter((s) => s.Action.includes(action));
+
+  it('without their parameters: no staging or EFS rights, no VPC, no mount, no staging bucket, empty staging variables', () => {
+    for (const fn of ['Upload', 'Fetch', 'Cleanup']) {
+      const p = resources(plain)[`${fn}LambdaFunction`]!.Properties;
+      expect(p.VpcConfig).toBeUndefined();
+      expect(p.FileSystemConfigs).toBeUndefined();
+      expect(env(plain, fn)).toMatchObject({ S3_STORAGE_STAGING_BUCKET: '', S3_STORAGE_STAGING_REGION: '', S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: '' });
+    }
+    for (const role of ['UploadRole', 'FetchRole', 'CleanupRole']) {
+      expect(actions(plain, role).filter((a) => a.startsWith('elasticfilesystem:'))).toEqual([]);
+      expect(resources(plain)[role]!.Properties.ManagedPolicyArns ?? []).toEqual([]);
+    }
+    expect(JSON.stringify(plain)).not.toContain('staging');
+    expect(resources(plain).StagingBucket).toBeUndefined();
+    expect(plain.Outputs.StagingBucketName).toBeUndefined();
+  });
+
+  it('staging bucket: upload may list it and read (and delete) under its prefix; the stack creates it with a lifecycle expiry', () => {
+    expect(env(sources, 'Upload')).toMatchObject({ S3_STORAGE_STAGING_BUCKET: 'logs-staging', S3_STORAGE_STAGING_REGION: 'us-east-1', S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: 'true' });
+    expect(grants(sources, 'UploadRole', 's3:GetObject').flatMap((s) => s.Resource)).toContain('arn:aws:s3:::logs-staging/incoming/*');
+    expect(grants(sources, 'UploadRole', 's3:DeleteObject')).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:DeleteObject'], Resource: ['arn:aws:s3:::logs-staging/incoming/*'] }]);
+    expect(grants(sources, 'UploadRole', 's3:ListBucket').flatMap((s) => s.Resource)).toContain('arn:aws:s3:::logs-staging');
+    for (const role of ['FetchRole', 'CleanupRole']) expect(JSON.stringify(statements(sources, role))).not.toContain('logs-staging');
+    const bucket = resources(sources).StagingBucket!;
+    expect(bucket.Type).toBe('AWS::S3::Bucket');
+    expect(bucket.Properties).toMatchObject({ BucketName: 'logs-staging', PublicAccessBlockConfiguration: { BlockPublicAcls: true, RestrictPublicBuckets: true } });
+    expect(JSON.stringify(bucket.Properties.LifecycleConfiguration)).toContain('"Prefix":"incoming/","ExpirationInDays":3');
+    expect(sources.Outputs.StagingBucketName).toEqual({ Value: { Ref: 'StagingBucket' } });
+    // Without delete-after-upload (and without creating the bucket): read only.
+    expect(grants(readOnly, 'UploadRole', 's3:DeleteObject')).toEqual([]);
+    expect(env(readOnly, 'Upload')).toMatchObject({ S3_STORAGE_STAGING_REGION: 'eu-west-1', S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: '' });
+    expect(resources(readOnly).StagingBucket).toBeUndefined();
+  });
+
+  it('EFS: upload mounts the sources read-only at S3_STORAGE_SOURCE_ROOT, fetch the restores read-write at S3_STORAGE_RESTORE_ROOT, in the VPC', () => {
+    const fn = (name: string) => resources(sources)[`${name}LambdaFunction`]!.Properties;
+    expect(fn('Upload').FileSystemConfigs).toEqual([{ Arn: AP_SOURCES, LocalMountPath: '/mnt/segments' }]);
+    expect(fn('Fetch').FileSystemConfigs).toEqual([{ Arn: AP_RESTORES, LocalMountPath: '/mnt/restore' }]);
+    for (const f of ['Upload', 'Fetch']) expect(fn(f).VpcConfig).toEqual({ SubnetIds: ['subnet-aaa', 'subnet-bbb'], SecurityGroupIds: ['sg-123'] });
+    expect(fn('Cleanup').VpcConfig).toBeUndefined();
+    expect(fn('Cleanup').FileSystemConfigs).toBeUndefined();
+    expect(env(sources, 'Upload')).toMatchObject({ S3_STORAGE_SOURCE_ROOT: '/mnt/segments', S3_STORAGE_RESTORE_ROOT: '/mnt/restore' });
+    const mount = (role: string) => statements(sources, role).filter((s) => s.Action.some((a) => a.startsWith('elasticfilesystem:')));
+    expect(mount('UploadRole')).toEqual([{ Effect: 'Allow', Action: ['elasticfilesystem:ClientMount'], Resource: [FS_ARN], Condition: { StringEquals: { 'elasticfilesystem:AccessPointArn': AP_SOURCES } } }]);
+    expect(mount('FetchRole')).toEqual([{ Effect: 'Allow', Action: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'], Resource: [FS_ARN], Condition: { StringEquals: { 'elasticfilesystem:AccessPointArn': AP_RESTORES } } }]);
+    expect(mount('CleanupRole')).toEqual([]);
+    const vpcPolicy = 'arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole';
+    expect(resources(sources).UploadRole!.Properties.ManagedPolicyArns).toEqual([vpcPolicy]);
+    expect(resources(sources).FetchRole!.Properties.ManagedPolicyArns).toEqual([vpcPolicy]);
+    expect(resources(sources).CleanupRole!.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('the mounts and the event source are authorised by the roles (simulated); upload could not write its mount', async () => {
+    const p = principalsOf(sources, { account: '123456789012', region: 'us-east-1', names });
+    const result = await evaluate(p, 'sources', []);
+    expect(describeDenials(result.denied)).toBe('');
+    expect(p.platform.get('upload')?.map((c) => c.action)).toEqual(expect.arrayContaining(['elasticfilesystem:ClientMount', 'sqs:ReceiveMessage']));
+    expect(p.platform.get('fetch')?.map((c) => c.action)).toEqual(expect.arrayContaining(['elasticfilesystem:ClientWrite']));
+    const writing = { ...p, platform: new Map([['upload', [{ action: 'elasticfilesystem:ClientWrite', resource: FS_ARN, context: { 'elasticfilesystem:AccessPointArn': AP_SOURCES } }]]]) };
+    expect(describeDenials((await evaluate(writing, 'sources', [])).denied)).toContain('upload: elasticfilesystem:ClientWrite');
+  });
+
+  it('the ingestion nodes\' managed policy: send to both queues, put under the staging prefix, invoke fetch; its ARN is an output', () => {
+    const policy = (t: Template) => (resources(t).IngestionNodesPolicy!.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    expect(resources(plain).IngestionNodesPolicy!.Type).toBe('AWS::IAM::ManagedPolicy');
+    expect(policy(plain)).toEqual([
+      { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['SegmentsQueue', 'Arn'] }, { 'Fn::GetAtt': ['DeletionsQueue', 'Arn'] }] },
+      { Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [{ 'Fn::GetAtt': ['FetchLambdaFunction', 'Arn'] }] },
+    ]);
+    expect(policy(sources)).toContainEqual({ Effect: 'Allow', Action: ['s3:PutObject', 's3:AbortMultipartUpload'], Resource: ['arn:aws:s3:::logs-staging/incoming/*'] });
+    expect(plain.Outputs.IngestionNodesPolicyArn).toEqual({ Value: { Ref: 'IngestionNodesPolicy' } });
+  });
+});
+
+describe('parameters', () => {
+  interface Params {
+    parseParams(resolveVariable: (name: string) => Promise<unknown>): Promise<unknown>;
+  }
+  const params = createRequire(import.meta.url)('../stack/params.js') as Params;
+  const read = (values: Record<string, string>) => params.parseParams(async (name) => (name === 'sls:stage' ? 'dev' : name === 'self:provider.region' ? 'us-east-1' : (values[name.replace(/^param:/, '')] ?? '')));
+  const efs = { efsFileSystemArn: FS_ARN, efsAccessPointArn: AP_SOURCES, subnetIds: 'subnet-1', securityGroupIds: 'sg-1', sourceRoot: '/mnt/segments' };
+
+  it.each([
+    [{}, /"bucket" is required: add --param="bucket=/],
+    [{ bucket: 'b-1', kmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:alias/logs' }, /"kmsKeyArn" is an alias ARN .*give the key ARN/],
+    [{ bucket: 'b-1', secretKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:alias/secrets' }, /"secretKmsKeyArn" is an alias ARN/],
+    [{ bucket: 'b-1', deleteStagedAfterUpload: 'true' }, /need "stagingBucket"/],
+    [{ bucket: 'b-1', stagingBucket: 'b-1' }, /"stagingBucket" \(b-1\) is also a data bucket/],
+    [{ bucket: 'b-1', subnetIds: 'subnet-1' }, /"subnetIds" is set without "efsAccessPointArn"/],
+    [{ bucket: 'b-1', ...efs, securityGroupIds: '' }, /"securityGroupIds" is required with an EFS access point/],
+    [{ bucket: 'b-1', ...efs, sourceRoot: '/data/segments' }, /"sourceRoot" must be a directory under \/mnt\//],
+    [{ bucket: 'b-1', ...efs, efsAccessPointArn: 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/x' }, /"efsAccessPointArn" .* is not an EFS access point ARN/],
+  ] as const)('%j is refused, naming the parameter', async (values, message) => {
+    await expect(read(values)).rejects.toThrow(message);
+  });
+
+  it('a missing parameter stops packaging with one line that says what to add, no stack trace', () => {
+    const run = spawnSync('npx', ['osls', 'package', '--package', join(dirs[0] ?? '.', 'refused')], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, encoding: 'utf8', timeout: 120_000 });
+    expect(run.status).not.toBe(0);
+    const output = `${run.stdout}${run.stderr}`;
+    expect(output.match(/StackParameterError/g)).toHaveLength(1);
+    expect(output).toContain('the stack parameter "bucket" is required: add --param="bucket=');
+    expect(output).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('the README\'s package command', () => {
+  it('runs as written and leaves the template and the zips in .serverless/', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const deploy = readme.slice(readme.indexOf('## Deploy'));
+    const command = /^(npm run package[^\n#]*?)\s*(#.*)?$/m.exec(deploy)?.[1];
+    expect(command).toBeDefined();
+    rmSync('.serverless', { recursive: true, force: true });
+    execFileSync('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, stdio: 'pipe', timeout: 240_000 });
+    for (const file of ['cloudformation-template-update-stack.json', 'upload.zip', 'fetch.zip', 'cleanup.zip']) expect(existsSync(join('.serverless', file))).toBe(true);
   });
 });

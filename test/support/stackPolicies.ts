@@ -7,7 +7,8 @@
  * @cloud-copilot/iam-simulate, AWS's evaluation logic as a library.
  */
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,11 +31,15 @@ export interface PolicyDocument {
   readonly Statement: readonly Record<string, unknown>[];
 }
 
-/** `npx osls package` with `params` into a new directory; returns the directory. Dummy credentials: packaging needs none. */
-export function packageStackTo(params: Readonly<Record<string, string>>, extraArgs: readonly string[] = []): string {
+/**
+ * `npx osls package` with `params` into a new directory; resolves to the directory. Dummy credentials: packaging
+ * needs none. Asynchronous (the test process stays responsive), but run one at a time: concurrent osls runs in
+ * the same service directory fail.
+ */
+export async function packageStackTo(params: Readonly<Record<string, string>>, extraArgs: readonly string[] = []): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'bks-stack-'));
   const args = ['osls', 'package', '--package', dir, ...extraArgs, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
-  execFileSync('npx', args, { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, stdio: 'pipe', timeout: 180_000 });
+  await promisify(execFile)('npx', args, { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeout: 180_000 });
   return dir;
 }
 
@@ -234,8 +239,9 @@ function describeRequest(r: RecordedRequest): string {
 }
 
 /**
- * Evaluates every recorded request of `principals.deployment` (and the platform's requests) against the
- * principals' policies. A principal without policies in the template denies everything.
+ * Evaluates every recorded request made under `deploymentName`, and the requests AWS makes with each
+ * principal's role, against the principals' policies. A principal without policies in the template is denied
+ * everything.
  */
 export async function evaluate(principals: Principals, deploymentName: string, requests: readonly RecordedRequest[]): Promise<Evaluation> {
   const { account } = principals.deployment;
@@ -252,8 +258,9 @@ export async function evaluate(principals: Principals, deploymentName: string, r
     (counts[r.principal] ??= { requests: 0, checks: 0, denied: 0 }).requests++;
     for (const check of iamChecks(r, principals.deployment)) need(r.principal, check, describeRequest(r));
   }
-  for (const principal of Object.keys(counts)) {
-    for (const check of principals.platform.get(principal) ?? []) need(principal, check, `(AWS on behalf of ${principal}) ${check.action}`);
+  for (const [principal, checks] of principals.platform) {
+    counts[principal] ??= { requests: 0, checks: 0, denied: 0 };
+    for (const check of checks) need(principal, check, `(AWS on behalf of ${principal}) ${check.action}`);
   }
   const denied: Denial[] = [];
   for (const { principal, check, requests: why } of needed.values()) {
