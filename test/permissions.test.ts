@@ -26,7 +26,7 @@ import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
 import { createClients } from '../src/core/clients.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { IntegrityError, LocationError, SegmentNotFoundError } from '../src/core/errors.ts';
-import { deletionAnnouncementSchema, segmentAnnouncementSchema } from '../src/core/messages.ts';
+import { deletionAnnouncementSchema, segmentAnnouncementSchema, type FetchInvocation, type SegmentAnnouncement } from '../src/core/messages.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { sendMessage } from '../src/core/queues.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
@@ -88,8 +88,8 @@ async function source(name: string, size: number): Promise<string> {
   await pipeline(patternStream(size, name), createWriteStream(path));
   return `file://${path}`;
 }
-const announcement = (segmentId: string, src: string, extra: Record<string, unknown> = {}) => ({ version: 1, dataspace: 'perm', segmentId, source: src, ...extra });
-const invocation = (segmentId: string, destination: string, extra: Record<string, unknown> = {}) => ({ dataspace: 'perm', segmentId, destination, ...extra });
+const announcement = (segmentId: string, src: string, extra: Partial<SegmentAnnouncement> = {}): SegmentAnnouncement => ({ version: 1, dataspace: 'perm', segmentId, source: src, ...extra });
+const invocation = (segmentId: string, destination: string, extra: Partial<FetchInvocation> = {}): FetchInvocation => ({ dataspace: 'perm', segmentId, destination, ...extra });
 const keyOf = (segmentId: string) => formatSegmentKey(`${PREFIX}/`, { dataspace: 'perm', segmentId });
 
 /** The CLI's enqueue/delete path (src/cli/commands/enqueue.ts, delete.ts) as the ingestion nodes run it. */

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListedBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { IntegrityError, StorageError } from '../src/core/errors.ts';
+import type { SegmentAnnouncement } from '../src/core/messages.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import type { S3Store } from '../src/core/s3Store.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
@@ -44,7 +45,7 @@ async function staged(key: string): Promise<boolean> {
   const rt = await runtime({}, 'check');
   return (await rt.roleStore.head(STAGING, key)) !== undefined;
 }
-const announce = (segmentId: string, source: string, extra: Record<string, unknown> = {}) => ({ version: 1, dataspace: 'stg', segmentId, source, ...extra });
+const announce = (segmentId: string, source: string, extra: Partial<SegmentAnnouncement> = {}): SegmentAnnouncement => ({ version: 1, dataspace: 'stg', segmentId, source, ...extra });
 
 beforeAll(async () => {
   moto = await startMoto();
