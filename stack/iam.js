@@ -37,7 +37,10 @@ function registry(p) {
 /** kms: secrets (S3_STORAGE_ENCRYPTION_KEY and previous keys) are decrypted at cold start. */
 const secretKey = (p) => (p.secretKmsKeyArn ? [allow(['kms:Decrypt'], [p.secretKmsKeyArn])] : []);
 
-const consumeQueue = (queue) => allow(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], [{ 'Fn::GetAtt': [queue, 'Arn'] }]);
+/** Upload's event source mapping polls with the function's role: receive, delete, read the queue's attributes. */
+const pollQueue = (queue) => allow(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], [{ 'Fn::GetAtt': [queue, 'Arn'] }]);
+/** Cleanup drains its queue itself: receive (with a visibility timeout) and delete in batches. */
+const drainQueue = (queue) => allow(['sqs:ReceiveMessage', 'sqs:DeleteMessage'], [{ 'Fn::GetAtt': [queue, 'Arn'] }]);
 
 /** Mounting an EFS access point: ClientMount (read-only) or ClientMount + ClientWrite, on that access point only. */
 function efsMount(p, mount, write) {
@@ -69,7 +72,7 @@ const statements = {
       allow(['s3:ListBucketMultipartUploads'], bucketArns([p.bucket])),
       allow(['s3:PutObject', 's3:AbortMultipartUpload'], objects([p.bucket])),
       ...staging(p),
-      consumeQueue('SegmentsQueue'),
+      pollQueue('SegmentsQueue'),
       ...(p.kmsKeyArn ? [allow(['kms:GenerateDataKey', 'kms:Decrypt'], [p.kmsKeyArn])] : []),
       ...secretKey(p),
       ...(p.efs?.upload ? [efsMount(p, p.efs.upload, false)] : []),
@@ -96,7 +99,7 @@ const statements = {
       ...registry(p),
       // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket.
       allow(['s3:DeleteObject'], objects(p.buckets)),
-      consumeQueue('DeletionsQueue'),
+      drainQueue('DeletionsQueue'),
       ...secretKey(p),
     ];
   },

@@ -37,16 +37,13 @@ const actions = (t: Template, role: string) => statements(t, role).flatMap((s) =
 const env = (t: Template, fn: string) => (resources(t)[`${fn}LambdaFunction`]!.Properties.Environment as { Variables: Json }).Variables;
 
 let plain: Template;
-let kms: Template;
-/** Both hand-overs: a staging bucket the stack creates (delete after upload) and EFS for upload and fetch. */
+/** Both hand-overs (a staging bucket the stack creates, delete after upload; EFS for upload and fetch), SSE-KMS, s3:// restores. */
 let sources: Template;
-let readOnly: Template;
 
 beforeAll(async () => {
   execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'pipe' });
   // One after the other: concurrent osls runs in one service directory trip over each other.
   plain = await packageStack({ bucket: 'logs-2026', allBuckets: 'logs-2025,logs-2026', fetchInvokerRoleArn: 'arn:aws:iam::123456789012:role/ingest' });
-  kms = await packageStack({ bucket: 'logs-2026', kmsKeyArn: KMS_ARN, restoreBucket: 'restores' });
   sources = await packageStack({
     bucket: 'logs-2026',
     stagingBucket: 'logs-staging',
@@ -61,9 +58,9 @@ beforeAll(async () => {
     securityGroupIds: 'sg-123',
     sourceRoot: '/mnt/segments',
     restoreRoot: '/mnt/restore',
+    kmsKeyArn: KMS_ARN,
+    restoreBucket: 'restores',
   });
-  // Staging without delete-after-upload, in another region, not created by the stack.
-  readOnly = await packageStack({ bucket: 'logs-2026', stagingBucket: 'logs-staging', stagingBucketRegion: 'eu-west-1' });
 }, 300_000);
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -140,12 +137,12 @@ describe('packaged stack', () => {
 
   it('KMS rights appear only when S3_STORAGE_KMS_KEY_ARN is set, on that key only', () => {
     for (const role of ['UploadRole', 'FetchRole', 'CleanupRole']) expect(actions(plain, role).filter((a) => a.startsWith('kms:'))).toEqual([]);
-    const upload = statements(kms, 'UploadRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')));
+    const upload = statements(sources, 'UploadRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')));
     expect(upload).toEqual([{ Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [KMS_ARN] }]);
     // Fetch reads SSE-KMS objects, and writes s3:// restores (restoreBucket) under the same key.
-    expect(statements(kms, 'FetchRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')))).toEqual([{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [KMS_ARN] }]);
-    expect(actions(kms, 'CleanupRole').filter((a) => a.startsWith('kms:'))).toEqual([]);
-    expect(env(kms, 'Upload').S3_STORAGE_KMS_KEY_ARN).toBe(KMS_ARN);
+    expect(statements(sources, 'FetchRole').filter((s) => s.Action.some((a) => a.startsWith('kms:')))).toEqual([{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [KMS_ARN] }]);
+    expect(actions(sources, 'CleanupRole').filter((a) => a.startsWith('kms:'))).toEqual([]);
+    expect(env(sources, 'Upload').S3_STORAGE_KMS_KEY_ARN).toBe(KMS_ARN);
   });
 });
 
@@ -180,10 +177,20 @@ describe('sources the deployed functions can reach', () => {
     expect(bucket.Properties).toMatchObject({ BucketName: 'logs-staging', PublicAccessBlockConfiguration: { BlockPublicAcls: true, RestrictPublicBuckets: true } });
     expect(JSON.stringify(bucket.Properties.LifecycleConfiguration)).toContain('"Prefix":"incoming/","ExpirationInDays":3');
     expect(sources.Outputs.StagingBucketName).toEqual({ Value: { Ref: 'StagingBucket' } });
-    // Without delete-after-upload (and without creating the bucket): read only.
-    expect(grants(readOnly, 'UploadRole', 's3:DeleteObject')).toEqual([]);
-    expect(env(readOnly, 'Upload')).toMatchObject({ S3_STORAGE_STAGING_REGION: 'eu-west-1', S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: '' });
-    expect(resources(readOnly).StagingBucket).toBeUndefined();
+  });
+
+  it('staging without delete-after-upload, in another region, not created by the stack: read only (stack/*.js called directly)', async () => {
+    const require = createRequire(import.meta.url);
+    const iam = require('../stack/iam.js') as { statements: Record<string, (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<Statement[]>> };
+    const sources = require('../stack/sources.js') as { env: Record<string, (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<string>>; resources: (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<Json> };
+    const values: Record<string, string> = { 'param:bucket': 'logs-2026', 'param:stagingBucket': 'logs-staging', 'param:stagingBucketRegion': 'eu-west-1', 'param:stagingExpiryDays': '7', 'sls:stage': 'dev', 'self:provider.region': 'us-east-1' };
+    const options = { resolveVariable: async (name: string) => values[name] ?? '' };
+    const upload = await iam.statements.upload!(options);
+    expect(upload.filter((s) => s.Action.includes('s3:DeleteObject'))).toEqual([]);
+    expect(upload).toContainEqual({ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::logs-staging/*'] });
+    expect(await sources.env.stagingRegion!(options)).toBe('eu-west-1');
+    expect(await sources.env.deleteStagedAfterUpload!(options)).toBe('');
+    expect(await sources.resources(options)).toEqual({});
   });
 
   it('EFS: upload mounts the sources read-only at S3_STORAGE_SOURCE_ROOT, fetch the restores read-write at S3_STORAGE_RESTORE_ROOT, in the VPC', () => {

@@ -231,6 +231,8 @@ export interface Evaluation {
   /** Per principal: requests recorded, distinct IAM checks evaluated, denied. */
   readonly perPrincipal: Readonly<Record<string, { requests: number; checks: number; denied: number }>>;
   readonly denied: readonly Denial[];
+  /** Per principal: the actions some request needed. */
+  readonly exercised: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 function describeRequest(r: RecordedRequest): string {
@@ -263,7 +265,10 @@ export async function evaluate(principals: Principals, deploymentName: string, r
     for (const check of checks) need(principal, check, `(AWS on behalf of ${principal}) ${check.action}`);
   }
   const denied: Denial[] = [];
+  const exercised = new Map<string, Set<string>>();
   for (const { principal, check, requests: why } of needed.values()) {
+    if (!exercised.has(principal)) exercised.set(principal, new Set());
+    exercised.get(principal)?.add(check.action);
     const counter = (counts[principal] ??= { requests: 0, checks: 0, denied: 0 });
     counter.checks++;
     const policies = principals.policies.get(principal) ?? [];
@@ -283,7 +288,12 @@ export async function evaluate(principals: Principals, deploymentName: string, r
       denied.push({ principal, action: check.action, resource: check.resource, requests: [...why] });
     }
   }
-  return { perPrincipal: counts, denied };
+  return { perPrincipal: counts, denied, exercised };
+}
+
+/** The actions `principal`'s policies grant. */
+export function grantedActions(principals: Principals, principal: string): Set<string> {
+  return new Set((principals.policies.get(principal) ?? []).flatMap((doc) => doc.Statement.flatMap((s) => ([] as unknown[]).concat(s.Action).map(String))));
 }
 
 /** One line per denial: "upload: s3:ListBucketMultipartUploads on arn:aws:s3:::b (ListMultipartUploads s3://b/k)". */
