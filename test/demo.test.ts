@@ -1,14 +1,10 @@
 /** `npm start`'s demo runs to its summary with exit 0 (smaller segments here; .ci/run runs the full one). */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { runProcess } from './support/runProcess.ts';
 
 describe('npm start demo', () => {
-  it('runs the pipeline end to end and exits 0 with a summary', () => {
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], {
-      env: { ...process.env, DEMO_MAX_MIB: '8' },
-      encoding: 'utf8',
-      timeout: 180_000,
-    });
+  it('runs the pipeline end to end and exits 0 with a summary', async () => {
+    const run = await runProcess(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { env: { ...process.env, DEMO_MAX_MIB: '8' }, timeoutMs: 180_000 });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toContain('objects in bucket    5');
     expect(run.stdout).toContain('messages in DLQ      1');

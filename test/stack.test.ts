@@ -5,10 +5,10 @@
  * bucket, EFS) with their parameters and without; the ingestion nodes' managed policy; bad parameters; and
  * `npm run package` exactly as the README writes it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { runChecked, runProcess } from './support/runProcess.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDenials, evaluate, packageStackTo, principalsOf, readTemplate, type Template } from './support/stackPolicies.ts';
 
@@ -41,7 +41,7 @@ let plain: Template;
 let sources: Template;
 
 beforeAll(async () => {
-  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'pipe' });
+  await runChecked(process.execPath, ['scripts/build.mjs']);
   // One after the other: concurrent osls runs in one service directory trip over each other.
   plain = await packageStack({ bucket: 'logs-2026', allBuckets: 'logs-2025,logs-2026', fetchInvokerRoleArn: 'arn:aws:iam::123456789012:role/ingest' });
   sources = await packageStack({
@@ -255,8 +255,8 @@ describe('parameters', () => {
     await expect(read(values)).rejects.toThrow(message);
   });
 
-  it('a missing parameter stops packaging with one line that says what to add, no stack trace', () => {
-    const run = spawnSync('npx', ['osls', 'package', '--package', join(dirs[0] ?? '.', 'refused')], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, encoding: 'utf8', timeout: 120_000 });
+  it('a missing parameter stops packaging with one line that says what to add, no stack trace', async () => {
+    const run = await runProcess('npx', ['osls', 'package', '--package', join(dirs[0] ?? '.', 'refused')], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 120_000 });
     expect(run.status).not.toBe(0);
     const output = `${run.stdout}${run.stderr}`;
     expect(output.match(/StackParameterError/g)).toHaveLength(1);
@@ -266,13 +266,13 @@ describe('parameters', () => {
 });
 
 describe('the README\'s package command', () => {
-  it('runs as written and leaves the template and the zips in .serverless/', () => {
+  it('runs as written and leaves the template and the zips in .serverless/', async () => {
     const readme = readFileSync('README.md', 'utf8');
     const deploy = readme.slice(readme.indexOf('## Deploy'));
     const command = /^(npm run package[^\n#]*?)\s*(#.*)?$/m.exec(deploy)?.[1];
     expect(command).toBeDefined();
     rmSync('.serverless', { recursive: true, force: true });
-    execFileSync('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, stdio: 'pipe', timeout: 240_000 });
+    await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
     for (const file of ['cloudformation-template-update-stack.json', 'upload.zip', 'fetch.zip', 'cleanup.zip']) expect(existsSync(join('.serverless', file))).toBe(true);
   });
 });
