@@ -1,12 +1,19 @@
 /** The CLI as an operator runs it: a child process, stdin → stdout, one line on stderr on failure. */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UsageError, wholeNumberOption } from '../src/cli/command.ts';
+import { errorLine } from '../src/cli/main.ts';
+import { RegistryError } from '../src/core/errors.ts';
+import { registryKey } from '../src/core/objectKeys.ts';
+import { createRuntime } from '../src/core/runtime.ts';
+import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
 import { patternStream } from './support/sourceData.ts';
 
 const SECRET = 'cli-test-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP';
@@ -71,10 +78,10 @@ describe('bucket-storage CLI', () => {
     writeFileSync(plain, 'segment bytes');
     const sealed = join(dir, 'k.bks');
     cli(['encrypt', '--dataspace', 'd', '--segment', 's'], { file: plain, stdoutFile: sealed });
-    const wrong = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'another-key' });
+    const wrong = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'another-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS' });
     expect(wrong.status).toBe(1);
     expect(wrong.stderr).toMatch(/UnknownKeyIdError/);
-    const rotated = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'new-key', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: SECRET });
+    const rotated = cli(['decrypt', '--dataspace', 'd', '--segment', 's'], { file: sealed }, { S3_STORAGE_ENCRYPTION_KEY: 'new-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: SECRET });
     expect(rotated.status).toBe(0);
     expect(rotated.stdout).toBe('segment bytes');
     expect(wrong.stderr + rotated.stderr).not.toContain(SECRET);
@@ -106,5 +113,61 @@ describe('bucket-storage CLI', () => {
     expect(off.stderr).toMatch(/S3_STORAGE_ENCRYPTION_KEY is off/);
     expect(cli(['frobnicate']).status).toBe(2);
     expect(statSync(plain).size).toBeGreaterThan(0);
+  });
+
+  it('encrypt with stdin a directory exits non-zero and writes nothing', () => {
+    const run = cli(['encrypt', '--dataspace', 'd', '--segment', 's'], { file: dir });
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^bucket-storage encrypt: stdin is a directory/);
+  });
+
+  it('numeric options take decimal digits only: 0x10, 1e1, +16 and 16.0 are refused', () => {
+    const run = cli(['encrypt', '--dataspace', 'd', '--segment', 's', '--chunk-log2', '0x10'], { file: '/dev/null' });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--chunk-log2 "0x10": expected a whole number 16\.\.24 in decimal digits/);
+    for (const bad of ['0x10', '1e1', '+16', '16.0', ' 16', '0b10', '']) {
+      expect(() => wholeNumberOption({ values: { n: bad } }, 'n', 1, 100), bad).toThrow(UsageError);
+    }
+    expect(wholeNumberOption({ values: { n: '16' } }, 'n', 1, 100)).toBe(16);
+    expect(wholeNumberOption({ values: {} }, 'n', 1, 100)).toBeUndefined();
+  });
+
+  it("a failing command prints one line on stderr: the AWS SDK's Node version warning is not printed", () => {
+    const run = cli(['delete', '--dataspace', 'd', '--segment', 's'], {}, { S3_STORAGE_BUCKET: 'some-bucket', S3_STORAGE_REGION: 'us-east-1', S3_STORAGE_ENCRYPTION_KEY: 'off' });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual(['bucket-storage delete: ConfigError: S3_STORAGE_DELETIONS_QUEUE_URL is not set; deletion announcements are sent to it and cleanup drains it']);
+  });
+
+  it('error lines escape line breaks and control characters instead of cutting, and are bounded', () => {
+    expect(errorLine('status', new RegistryError('registry is not JSON (Unexpected token \'x\', "{"a":\nx}" is not valid JSON); restore it'))).toBe(
+      'bucket-storage status: RegistryError: registry is not JSON (Unexpected token \'x\', "{"a":\\nx}" is not valid JSON); restore it',
+    );
+    expect(errorLine('x', new Error('a\u0007b\r\tc'))).toBe('bucket-storage x: a\\u0007b\\r\\tc');
+    expect(errorLine('x', new Error('y'.repeat(10_000))).length).toBeLessThan(4100);
+  });
+});
+
+describe('bucket-storage CLI against a server', () => {
+  let servers: LocalServers;
+  beforeAll(async () => {
+    servers = await startLocalServers({ port: 0 });
+    servers.createBucket('cli-state');
+    servers.createBucket('cli-data');
+  });
+  afterAll(async () => servers?.stop());
+
+  it('a registry error with an embedded newline is printed whole, on one line', async () => {
+    const runtime = await createRuntime({ ...servers.env(), S3_STORAGE_BUCKET: 'cli-data', S3_STORAGE_ENCRYPTION_KEY: 'off' });
+    await runtime.store.putSmall({ bucket: 'cli-state', region: servers.region }, registryKey(''), '{"a":\nx}');
+    // Asynchronously: the embedded server answers from this very process.
+    const run = await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'status'], {
+      env: { ...env, ...servers.env(), S3_STORAGE_BUCKET: 'cli-data', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: 'cli-state' },
+      encoding: 'utf8',
+    }).catch((err: { code: number; stderr: string }) => err);
+    expect(run).toMatchObject({ code: 1 });
+    const lines = (run as { stderr: string }).stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^bucket-storage status: RegistryError: registry s3:\/\/cli-state\/_bucket-storage\/registry\.json is not JSON \(.*\\nx.*\); it was damaged or edited by hand\. Restore it from the state bucket's versions; it is never reset automatically$/);
   });
 });

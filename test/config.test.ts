@@ -1,10 +1,16 @@
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { inspect } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createClients } from '../src/core/clients.ts';
 import { CONFIG_VARIABLES, loadConfig } from '../src/core/config.ts';
+import { kmsSecretResolver } from '../src/core/encryptionKeys.ts';
 import { ConfigError } from '../src/core/errors.ts';
+import { logger } from '../src/core/logger.ts';
+import { Secret } from '../src/core/secret.ts';
 
 const SECRET = 'a-very-secret-encryption-key-0123456789abcdefghijklmnopqrstuvwxyzABCD';
+const OLD_1 = 'old-key-1-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU';
+const OLD_2 = 'old,key-2-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU';
 const BASE = { S3_STORAGE_BUCKET: 'logs-bucket', S3_STORAGE_REGION: 'eu-west-1', S3_STORAGE_ENCRYPTION_KEY: SECRET };
 
 /** Per variable: a good value, a bad value, and (for the good one) what the config must then hold. */
@@ -12,7 +18,7 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_BUCKET: { good: 'my.logs-2026', bad: 'My_Bucket', check: (c) => expect(c.bucket).toBe('my.logs-2026') },
   S3_STORAGE_REGION: { good: 'ap-southeast-2', bad: 'EU WEST', check: (c) => expect(c.region).toBe('ap-southeast-2') },
   S3_STORAGE_ENCRYPTION_KEY: { good: 'off', bad: '', check: (c) => expect(c.encryption.mode).toBe('off') },
-  S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: { good: '["old-1","old,2"]', bad: '["ok", 3]', check: (c) => expect(c.previousKeys.map((k) => k.reveal())).toEqual(['old-1', 'old,2']) },
+  S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: { good: JSON.stringify([OLD_1, OLD_2]), bad: `["${OLD_1}", 3]`, check: (c) => expect(c.previousKeys.map((k) => k.reveal())).toEqual([OLD_1, OLD_2]) },
   S3_STORAGE_KMS_KEY_ARN: { good: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', bad: 'alias/mine', check: (c) => expect(c.kmsKeyArn).toMatch(/^arn:aws:kms/) },
   S3_STORAGE_OBJECT_KEY_PREFIX: { good: '/cluster-a/logs/', bad: 'a/../b', check: (c) => expect(c.keyPrefix).toBe('cluster-a/logs/') },
   S3_STORAGE_ACCESSKEY: { good: 'AKIAEXAMPLE123', bad: 'has space' },
@@ -33,6 +39,7 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_TRANSFER_CONCURRENCY: { good: '8', bad: '0', check: (c) => expect(c.transferConcurrency).toBe(8) },
   S3_STORAGE_RESTORE_CONCURRENCY: { good: '4', bad: 'four', check: (c) => expect(c.restoreConcurrency).toBe(4) },
   S3_STORAGE_CLEANUP_DRY_RUN: { good: 'true', bad: 'dry', check: (c) => expect(c.cleanupDryRun).toBe(true) },
+  S3_STORAGE_PLAIN_OBJECTS_BEFORE: { good: '2026-11-25T04:00:00Z', bad: 'last tuesday', check: (c) => expect(c.plainObjectsBefore?.toISOString()).toBe('2026-11-25T04:00:00.000Z') },
 };
 
 /** Variables that only make sense in pairs get their partner. */
@@ -110,13 +117,78 @@ describe('config', () => {
   });
 
   it('previous keys: a JSON array or a comma-separated list, never "off"', () => {
-    expect(loadConfig({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1, k2' }).previousKeys.map((k) => k.reveal())).toEqual(['k1', 'k2']);
-    expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'k1,off' }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
+    expect(loadConfig({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `${OLD_1},${SECRET}` }).previousKeys.map((k) => k.reveal())).toEqual([OLD_1, SECRET]);
+    expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `${OLD_1},off` }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
     expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: '[broken' }).variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
   });
 
+  describe('weak keys are refused, naming the variable and the rule, never the key', () => {
+    const short = 'x'.repeat(31);
+    const cases: [string, string, RegExp][] = [
+      ['OFF', 'OFF', /spelling of "off"/],
+      ['Off', 'Off', /spelling of "off"/],
+      ['" off "', ' off ', /spelling of "off"/],
+      ['off and a newline', 'off\n', /spelling of "off"/],
+      ['quoted off', "'off'", /spelling of "off"/],
+      ['x', 'x', /shorter than 32 characters/],
+      ['31 characters', short, /shorter than 32 characters/],
+      ['a key with a trailing space', `${SECRET} `, /whitespace/],
+      ['a key with a leading tab', `\t${SECRET}`, /whitespace/],
+      ['a misspelt kms: prefix', `KMS:${'A'.repeat(40)}`, /kms:/],
+    ];
+    it.each(cases)('S3_STORAGE_ENCRYPTION_KEY = %s', (_name, value, rule) => {
+      const err = configError({ ...BASE, S3_STORAGE_ENCRYPTION_KEY: value });
+      expect(err.variable).toBe('S3_STORAGE_ENCRYPTION_KEY');
+      expect(err.message).toMatch(/^S3_STORAGE_ENCRYPTION_KEY \(value hidden\): /);
+      expect(err.message).toMatch(rule);
+      if (value.trim().length > 3) expect(err.message).not.toContain(value.trim());
+    });
+    it.each(cases)('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS entry = %s (JSON and comma forms alike)', (_name, value, rule) => {
+      for (const list of [JSON.stringify([OLD_1, value]), `${OLD_1},${value}`]) {
+        const err = configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: list });
+        expect(err.variable).toBe('S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS');
+        expect(err.message).toMatch(/entry 2 /);
+        expect(err.message).toMatch(rule);
+        if (value.trim().length > 3) expect(err.message).not.toContain(value.trim());
+      }
+    });
+    it('spaces around commas are refused like any surrounding whitespace; 32 characters and exactly off are accepted', () => {
+      expect(configError({ ...BASE, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `${OLD_1}, ${OLD_2}` }).message).toMatch(/entry 2 begins or ends with whitespace/);
+      expect(loadConfig({ ...BASE, S3_STORAGE_ENCRYPTION_KEY: 'y'.repeat(32) }).encryption.mode).toBe('on');
+      expect(loadConfig({ ...BASE, S3_STORAGE_ENCRYPTION_KEY: 'off' }).encryption.mode).toBe('off');
+    });
+    it('a kms: secret is held to the same rules once decrypted, and warned about below 64 characters', async () => {
+      const resolve = (plaintext: string) => kmsSecretResolver(async () => ({ send: async () => ({ Plaintext: Buffer.from(plaintext) }) }) as unknown as KMSClient);
+      const kms = new Secret('kms:AQICAHh0ZXN0');
+      await expect(resolve('Off')(kms, 'S3_STORAGE_ENCRYPTION_KEY')).rejects.toThrow(/S3_STORAGE_ENCRYPTION_KEY: the secret its kms: value decrypts to is a spelling of "off"/);
+      await expect(resolve(`${SECRET}\n`)(kms, 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS')).rejects.toMatchObject({ variable: 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', message: expect.stringMatching(/whitespace/) });
+      const warn = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+      try {
+        await expect(resolve('z'.repeat(40))(kms, 'S3_STORAGE_ENCRYPTION_KEY')).resolves.toBe('z'.repeat(40));
+        await expect(resolve(SECRET)(new Secret(SECRET), 'S3_STORAGE_ENCRYPTION_KEY')).resolves.toBe(SECRET);
+        expect(warn.mock.calls.map((c) => c[0])).toEqual(['S3_STORAGE_ENCRYPTION_KEY: the secret its kms: value decrypts to is shorter than the 64 random characters suggested']);
+      } finally {
+        warn.mockRestore();
+      }
+    });
+  });
+
+  it('credentials inside an endpoint URL are refused and never echoed', () => {
+    for (const [name, value] of [
+      ['S3_STORAGE_ENDPOINT_BASE', 'http://AKIAUSER:hunter2-secret@127.0.0.1:9000'],
+      ['S3_STORAGE_ENDPOINT_BASE', 'ftp://AKIAUSER:hunter2-secret@host'],
+      ['S3_STORAGE_SEGMENTS_QUEUE_URL', 'https://me:hunter2-secret@sqs.eu-west-1.amazonaws.com/123456789012/q'],
+    ] as const) {
+      const err = configError({ ...BASE, [name]: value });
+      expect(err.variable).toBe(name);
+      expect(err.message).toMatch(/credentials/);
+      expect(err.message).not.toContain('hunter2-secret');
+      expect(err.message).not.toContain('AKIAUSER');
+    }
+  });
+
   it('the config is frozen and never prints a secret', () => {
-    const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIAX1', S3_STORAGE_SECRETKEY: 'the-secret-access-key', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'old-secret-key' });
+    const config = loadConfig({ ...BASE, S3_STORAGE_ACCESSKEY: 'AKIAX1', S3_STORAGE_SECRETKEY: 'the-secret-access-key', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: 'old-secret-key-0123456789abcdefghijklmnopqrstuvwxyz' });
     expect(Object.isFrozen(config)).toBe(true);
     for (const text of [JSON.stringify(config), inspect(config, { depth: 10 }), String(config.encryption.mode === 'on' && config.encryption.current)]) {
       expect(text).not.toContain(SECRET);

@@ -1,10 +1,11 @@
 /** Restores that must fail: tampered, truncated or foreign objects, bad input, denied buckets. Nothing is left behind. */
 import { UploadPartCommand } from '@aws-sdk/client-s3';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BucketRegistry } from '../src/core/bucketRegistry.ts';
 import {
   AuthenticationError,
@@ -12,13 +13,19 @@ import {
   InvalidMessageError,
   InvalidRangeError,
   LocationError,
+  MalformedHeaderError,
   PathOutsideRootError,
+  PlainObjectRefusedError,
+  ProtectedDestinationError,
   SegmentNotFoundError,
   StorageError,
   TruncatedError,
   UnknownKeyIdError,
 } from '../src/core/errors.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
+import { logger } from '../src/core/logger.ts';
+import { encodeObjectMetadata } from '../src/core/objectMetadata.ts';
+import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { fetchInvocationSchema, parseWith } from '../src/core/messages.ts';
 import type { Runtime } from '../src/core/runtime.ts';
 import type { BucketRef, S3Store } from '../src/core/s3Store.ts';
@@ -32,9 +39,12 @@ const MiB = 1024 * 1024;
 
 let h: Harness;
 let runtime: Runtime;
+/** Encryption off: plain objects are what uploads write, and are read. */
+let offRuntime: Runtime;
 beforeAll(async () => {
   h = await startHarness();
   runtime = await h.runtime();
+  offRuntime = await h.runtime({ S3_STORAGE_ENCRYPTION_KEY: 'off' });
 });
 afterAll(async () => h.close());
 
@@ -110,13 +120,13 @@ describe('objects that fail their checks leave no file', () => {
         return Readable.from([body.subarray(0, (full?.size ?? 0) - 40)]);
       },
     });
-    await expect(restoreToFile(name, {}, { ...runtime, store: lying })).rejects.toBeInstanceOf(TruncatedError);
+    await expect(restoreToFile(name, {}, { ...(encrypted ? runtime : offRuntime), store: lying })).rejects.toBeInstanceOf(TruncatedError);
     await expectNothingLeft(name);
   });
 
   it('a plain object with a changed byte → IntegrityError on sha256', async () => {
     await storeThenMutate('plain-tampered', 5000, false, flipAt(4000));
-    const err = await restoreToFile('plain-tampered').catch((e: unknown) => e);
+    const err = await restoreToFile('plain-tampered', {}, offRuntime).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err).toMatchObject({ what: 'sha256' });
     await expectNothingLeft('plain-tampered');
@@ -124,7 +134,7 @@ describe('objects that fail their checks leave no file', () => {
 
   it('a truncated plain object → TruncatedError', async () => {
     await storeThenMutate('plain-truncated', 5000, false, (b) => b.subarray(0, 4999));
-    await expect(restoreToFile('plain-truncated')).rejects.toBeInstanceOf(TruncatedError);
+    await expect(restoreToFile('plain-truncated', {}, offRuntime)).rejects.toBeInstanceOf(TruncatedError);
     await expectNothingLeft('plain-truncated');
   });
 
@@ -161,18 +171,93 @@ describe('objects that fail their checks leave no file', () => {
       },
       { step: 'initialize', name: 'captureUploadIds' },
     );
-    const destination = `s3://${h.bucket.bucket}/restored/tampered-s3`;
+    const restored = { bucket: 'fetch-errors-restored', region: h.bucket.region };
+    h.servers.createBucket(restored.bucket);
+    const destination = `s3://${restored.bucket}/restored/tampered-s3`;
     await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'tampered-s3', destination })).rejects.toBeInstanceOf(AuthenticationError);
     client.middlewareStack.remove('captureUploadIds');
     const commands = counter.requests.map((r) => r.command);
     expect(commands).toContain('CreateMultipartUploadCommand');
     expect(commands).toContain('AbortMultipartUploadCommand');
     expect(commands).not.toContain('CompleteMultipartUploadCommand');
-    expect(await runtime.store.head(h.bucket, 'restored/tampered-s3')).toBeUndefined();
+    expect(await runtime.store.head(restored, 'restored/tampered-s3')).toBeUndefined();
     expect(uploadIds).toHaveLength(1);
     await expect(
-      client.send(new UploadPartCommand({ Bucket: h.bucket.bucket, Key: 'restored/tampered-s3', UploadId: uploadIds[0], PartNumber: 99, Body: 'x' })),
+      client.send(new UploadPartCommand({ Bucket: restored.bucket, Key: 'restored/tampered-s3', UploadId: uploadIds[0], PartNumber: 99, Body: 'x' })),
     ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+  });
+});
+
+describe('plain objects', () => {
+  /** Puts the plain bytes of a segment with the given metadata (a substitute, as a bucket writer could). */
+  async function putPlain(segmentId: string, bytes: Buffer, metadata: Record<string, string>): Promise<void> {
+    await runtime.store.put(h.bucket, formatSegmentKey('', { dataspace: 'ds', segmentId }), Readable.from([bytes]), { metadata, partSize: 8 * MiB, queueSize: 1 });
+  }
+
+  it('a substituted plain object without a digest is refused before any GET, whatever the encryption setting', async () => {
+    await putPlain('plain-no-digest', Buffer.from('attacker bytes'), { 'bks-format': 'plain', 'bks-size': '14' });
+    for (const rt of [runtime, offRuntime]) {
+      const counter = countRequests(rt.clients.s3());
+      const err = await restoreToFile('plain-no-digest', {}, rt).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MalformedHeaderError);
+      expect((err as Error).message).toMatch(/plain \(unencrypted\) object without bks-sha256/);
+      expect(counter.requests.map((r) => r.command)).not.toContain('GetObjectCommand');
+    }
+    await expectNothingLeft('plain-no-digest');
+  });
+
+  it('while encryption is on, a plain object is read only when last modified before S3_STORAGE_PLAIN_OBJECTS_BEFORE, and counted', async () => {
+    const bytes = Buffer.from('plain bytes written while encryption was off');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await putPlain('plain-on', bytes, encodeObjectMetadata({ format: 'plain', plaintextSize: bytes.length, sha256 }));
+    const hour = 3_600_000;
+    // No variable: refused before any GET. A cut-off before the object was written (a later substitute): refused.
+    for (const rt of [runtime, await h.runtime({ S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() - hour).toISOString() })]) {
+      const counter = countRequests(rt.clients.s3());
+      const err = await restoreToFile('plain-on', {}, rt).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PlainObjectRefusedError);
+      expect((err as Error).message).toMatch(/S3_STORAGE_PLAIN_OBJECTS_BEFORE/);
+      expect(counter.requests.map((r) => r.command)).toEqual(['HeadObjectCommand']);
+      await expectNothingLeft('plain-on');
+    }
+    // A cut-off after it was written (encryption turned on later): read, its digest checked, and counted.
+    const allowed = await h.runtime({ S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + hour).toISOString() });
+    const warn = vi.spyOn(logger, 'warn');
+    try {
+      await expect(restoreToFile('plain-on', {}, allowed)).resolves.toMatchObject({ sha256, bytesWritten: bytes.length });
+      expect(warn).toHaveBeenCalledWith('plain object read while encryption is on', expect.objectContaining({ plainObjectReads: 1, key: formatSegmentKey('', { dataspace: 'ds', segmentId: 'plain-on' }) }));
+    } finally {
+      warn.mockRestore();
+    }
+    // With encryption off plain objects are what uploads write: read without the variable.
+    await expect(restoreToFile('plain-on', {}, offRuntime)).resolves.toMatchObject({ sha256 });
+  });
+});
+
+describe('s3:// destinations that would overwrite the pipeline\'s own objects', () => {
+  it('are refused before any request: a data bucket (whole, or its prefix), a previous bucket, the state bucket', async () => {
+    for (const bucket of ['fetch-state', 'fetch-old-data']) h.servers.createBucket(bucket);
+    const older = { bucket: 'fetch-old-data', region: h.bucket.region };
+    const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, older], all: async () => [older, h.bucket] };
+    const whole = { ...(await h.runtime({ S3_STORAGE_STATE_BUCKET: 'fetch-state' })), registry };
+    const prefixed = { ...(await h.runtime({ S3_STORAGE_STATE_BUCKET: 'fetch-state', S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-a' })), registry };
+    const refused: [Runtime, string][] = [
+      [whole, `s3://${h.bucket.bucket}/restored/x`],
+      [whole, `s3://${h.bucket.bucket}/${formatSegmentKey('', { dataspace: 'ds', segmentId: 'ranged' })}`],
+      [whole, 's3://fetch-old-data/anything'],
+      [whole, 's3://fetch-state/_bucket-storage/registry.json'],
+      [prefixed, `s3://${h.bucket.bucket}/cluster-a/restored/x`],
+      [prefixed, 's3://fetch-old-data/cluster-a/x'],
+      [prefixed, 's3://fetch-state/elsewhere'],
+    ];
+    for (const [rt, destination] of refused) {
+      const counter = countRequests(rt.clients.s3());
+      const err = await fetchSegment(rt, { dataspace: 'ds', segmentId: 'ranged', destination }).catch((e: unknown) => e);
+      expect(err, destination).toBeInstanceOf(ProtectedDestinationError);
+      expect(counter.requests).toEqual([]);
+    }
+    // Outside the prefix of a shared bucket, or in another bucket: allowed.
+    await expect(fetchSegment(prefixed, { dataspace: 'ds', segmentId: 'never-stored', destination: `s3://${h.bucket.bucket}/restored/x` })).rejects.toBeInstanceOf(SegmentNotFoundError);
   });
 });
 
@@ -232,7 +317,7 @@ describe('bad input', () => {
     await expect(restoreToFile('ranged', { range: { start: 5, end: 4 } })).rejects.toMatchObject({ name: 'InvalidMessageError', field: 'range.end' });
     await expect(restoreToFile('ranged', { range: { start: -1, end: 4 } })).rejects.toMatchObject({ name: 'InvalidMessageError', field: 'range.start' });
     await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'empty' }, 0, 'e', { key: undefined });
-    await expect(restoreToFile('empty', { range: { start: 0, end: 0 } })).rejects.toBeInstanceOf(InvalidRangeError);
+    await expect(restoreToFile('empty', { range: { start: 0, end: 0 } }, offRuntime)).rejects.toBeInstanceOf(InvalidRangeError);
     await expectNothingLeft('ranged');
     await expectNothingLeft('empty');
   });
@@ -252,9 +337,54 @@ describe('bad input', () => {
     await writeFile(join(h.root, 'a-file'), 'x');
     await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-file/x` })).rejects.toBeInstanceOf(LocationError);
     await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/no-such-dir/x` })).rejects.toBeInstanceOf(LocationError);
-    await mkdir(join(h.root, 'a-dir'));
-    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${h.root}/a-dir` })).rejects.toBeInstanceOf(LocationError);
     expect((await h.rootEntries()).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('a directory destination (the restore root itself included) is refused at once: no request, no temporary file, none beside the root', async () => {
+    await mkdir(join(h.root, 'a-dir'), { recursive: true });
+    await symlink(join(h.root, 'a-dir'), join(h.root, 'link-to-dir'));
+    const counter = countRequests(runtime.clients.s3());
+    const parent = dirname(h.root);
+    const beside = async () => (await readdir(parent)).filter((n) => n.includes('restoring'));
+    const before = await beside();
+    for (const [path, rule] of [
+      [h.root, /is S3_STORAGE_RESTORE_ROOT itself, a directory/],
+      [`${h.root}/`, /is S3_STORAGE_RESTORE_ROOT itself, a directory/],
+      [join(h.root, 'a-dir'), /is a directory/],
+      [`${join(h.root, 'a-dir')}/`, /is a directory/],
+      [join(h.root, 'link-to-dir'), /is a directory/],
+    ] as const) {
+      const err = await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'ranged', destination: `file://${path}` }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LocationError);
+      expect((err as Error).message).toMatch(rule);
+    }
+    expect(counter.requests).toEqual([]);
+    expect(await beside()).toEqual(before);
+    expect((await h.rootEntries()).filter((n) => n.includes('restoring'))).toEqual([]);
+  });
+
+  it('a 250-character file name restores (its temporary file name is bounded); a name too long for the file system says so', async () => {
+    await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'long-name' }, 500, 'long-name', { key: await deriveKey(CURRENT_SECRET) });
+    const long = join(h.root, 'n'.repeat(250));
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'long-name', destination: `file://${long}` })).resolves.toMatchObject({ bytesWritten: 500 });
+    const tooLong = fetchSegment(runtime, { dataspace: 'ds', segmentId: 'long-name', destination: `file://${join(h.root, 'n'.repeat(256))}` });
+    await expect(tooLong).rejects.toThrow(LocationError);
+    await expect(tooLong).rejects.toThrow(/its file name is 256 bytes long; file systems allow at most 255/);
+    await expect(fetchSegment(runtime, { dataspace: 'ds', segmentId: 'long-name', destination: `file://${join(h.root, '..backup')}` })).resolves.toMatchObject({ bytesWritten: 500 });
+  });
+
+  it('a later restore into a directory removes the stale temporary files killed restores left there, and only those', async () => {
+    await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'stale' }, 300, 'stale', { key: await deriveKey(CURRENT_SECRET) });
+    const dir = join(h.root, 'stale-dir');
+    await mkdir(dir);
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    const names = { stale: '.segment.0123456789ab.bks-restoring', fresh: '.segment.ba9876543210.bks-restoring', foreign: '.segment.restoring', ours: 'notes.bks-restoring' };
+    for (const name of Object.values(names)) {
+      await writeFile(join(dir, name), 'left');
+      if (name !== names.fresh) await utimes(join(dir, name), old, old);
+    }
+    await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'stale', destination: `file://${join(dir, 'segment')}` });
+    expect((await readdir(dir)).sort()).toEqual([names.fresh, names.foreign, names.ours, 'segment'].sort());
   });
 
   describe('a denied bucket', () => {

@@ -29,7 +29,15 @@ async function sha256File(path: string): Promise<string> {
 type Mode = 'on' | 'off' | 'previous key' | 'plain object, encryption on' | 'v1 object, encryption off';
 
 async function setUp(mode: Mode) {
-  const env: Record<string, string> = mode === 'off' ? { S3_STORAGE_ENCRYPTION_KEY: 'off' } : mode === 'v1 object, encryption off' ? { S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: CURRENT_SECRET } : {};
+  // A plain object is read while encryption is on only when it was written before encryption was turned on.
+  const env: Record<string, string> =
+    mode === 'off'
+      ? { S3_STORAGE_ENCRYPTION_KEY: 'off' }
+      : mode === 'v1 object, encryption off'
+        ? { S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: CURRENT_SECRET }
+        : mode === 'plain object, encryption on'
+          ? { S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + 3_600_000).toISOString() }
+          : {};
   const runtime = await h.runtime(env);
   const key = mode === 'off' || mode === 'plain object, encryption on' ? undefined : await deriveKey(mode === 'previous key' ? PREVIOUS_SECRET : CURRENT_SECRET);
   return { runtime, key };
@@ -82,12 +90,15 @@ describe('whole restore round trip', () => {
     const { runtime, key } = await setUp('on');
     const size = 20 * MiB + 3;
     const stored = await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'to-s3' }, size, 'to-s3', { key });
-    const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'to-s3', destination: `s3://${h.bucket.bucket}/restored/to-s3` });
+    const restored = { bucket: 'fetch-restored', region: h.bucket.region };
+    h.servers.createBucket(restored.bucket);
+    const answer = await fetchSegment(runtime, { dataspace: 'ds', segmentId: 'to-s3', destination: `s3://${restored.bucket}/restored/to-s3` });
     expect(answer).toMatchObject({ size, sha256: stored.sha256, bytesWritten: size });
     const hash = createHash('sha256');
-    for await (const chunk of await runtime.store.get(h.bucket, 'restored/to-s3')) hash.update(chunk as Buffer);
+    for await (const chunk of await runtime.store.get(restored, 'restored/to-s3')) hash.update(chunk as Buffer);
     expect(hash.digest('hex')).toBe(stored.sha256);
-    await runtime.store.deleteBatch(h.bucket, [stored.key, 'restored/to-s3']);
+    await runtime.store.deleteBatch(h.bucket, [stored.key]);
+    await runtime.store.deleteBatch(restored, ['restored/to-s3']);
   });
 
   it('replaces an existing destination file only once the restore succeeded', async () => {

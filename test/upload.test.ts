@@ -169,16 +169,20 @@ describe('uploadSegment', () => {
     for (const s of seen) expect(s.ContentMD5).toBeUndefined();
   });
 
-  it('a redelivered announcement of a stored segment does no second upload', async () => {
-    const src = await writeSource('again', 70_000);
-    const first = await uploadSegment(runtime, announcement('again', src.path));
-    const writes: string[] = [];
-    runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (writes.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countAgain' });
-    const second = await uploadSegment(runtime, announcement('again', src.path));
-    runtime.clients.s3().middlewareStack.remove('countAgain');
-    expect(first.outcome).toBe('uploaded');
-    expect(second.outcome).toBe('already-stored');
-    expect(writes).toEqual(['HeadObjectCommand']);
+  it('a redelivered announcement of a stored segment does no second upload (bks-mac: a HEAD; without it: HEAD and GET)', async () => {
+    for (const [name, announced] of [['again', true], ['again-no-sha', false]] as const) {
+      const src = await writeSource(name, 70_000);
+      const extra = announced ? { sha256: src.sha256 } : {};
+      const first = await uploadSegment(runtime, announcement(name, src.path, extra));
+      const writes: string[] = [];
+      runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (writes.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countAgain' });
+      const second = await uploadSegment(runtime, announcement(name, src.path, extra));
+      runtime.clients.s3().middlewareStack.remove('countAgain');
+      expect(first.outcome).toBe('uploaded');
+      expect(second).toMatchObject({ outcome: 'already-stored', sha256: src.sha256 });
+      // With an announced sha256 the stored bks-mac answers; without it the object is read and decrypted once.
+      expect(writes).toEqual(announced ? ['HeadObjectCommand'] : ['HeadObjectCommand', 'GetObjectCommand']);
+    }
   });
 
   it('USING_EPHEMERAL_DISKS reads the object back and fails the record on a mismatch', async () => {

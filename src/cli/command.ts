@@ -29,6 +29,18 @@ export function requireOption(ctx: CommandContext, name: string): string {
   return v;
 }
 
+/**
+ * A whole-number option in min..max, or undefined when it is absent; UsageError otherwise. Only decimal digits
+ * are accepted: `0x10`, `1e3`, ` 5`, `+5` and `5.0` are refused, not read as numbers.
+ */
+export function wholeNumberOption(ctx: Pick<CommandContext, 'values'>, name: string, min: number, max: number): number | undefined {
+  const v = ctx.values[name];
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} ${JSON.stringify(String(v)).slice(0, 80)}: expected a whole number ${min}..${max} in decimal digits`);
+  return n;
+}
+
 /** Bad command-line usage: exit status 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -39,9 +39,23 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
     });
   } catch (err) {
     const isUsage = err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
-    const message = err instanceof Error ? err.message : String(err);
-    const kind = err instanceof BucketStorageError ? `${err.name}: ` : '';
-    stderr.write(`bucket-storage ${name}: ${kind}${message.split('\n')[0]}${isUsage ? `\nusage: bucket-storage ${command.usage}` : ''}\n`);
+    stderr.write(`${errorLine(name, err)}${isUsage ? `\nusage: bucket-storage ${command.usage}` : ''}\n`);
     return isUsage ? 2 : 1;
   }
+}
+
+/** Longest error line the CLI prints (a hostile input must not make a huge one). */
+const MAX_LINE = 4000;
+
+/**
+ * The one line a failed command prints: `bucket-storage <command>: [<ErrorClass>: ]<message>`, with line breaks
+ * and other control characters escaped (a message is never cut at an embedded newline) and a bounded length.
+ */
+export function errorLine(command: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const kind = err instanceof BucketStorageError ? `${err.name}: ` : '';
+  // eslint-disable-next-line no-control-regex
+  const escaped = message.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const line = `bucket-storage ${command}: ${kind}${escaped}`;
+  return line.length <= MAX_LINE ? line : `${line.slice(0, MAX_LINE)}… (${line.length - MAX_LINE} more characters)`;
 }

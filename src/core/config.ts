@@ -7,9 +7,9 @@
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
 import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, describeValue } from './errors.ts';
 import { DEFAULT_CHUNK_LOG2, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from './format/header.ts';
-import { Secret } from './secret.ts';
+import { Secret, secretProblem } from './secret.ts';
 import { normalisePrefix } from './objectKeys.ts';
 
 export type Encryption =
@@ -54,6 +54,11 @@ export interface Config {
   readonly awsRegion: string;
   /** LOG_LEVEL, when set: the logger's level (Powertools' own default otherwise). */
   readonly logLevel: LogLevel | undefined;
+  /**
+   * With encryption on, `plain` objects are read only when S3 last modified them before this instant (when
+   * encryption was turned on); undefined: never while encryption is on. See plainObjects.ts.
+   */
+  readonly plainObjectsBefore: Date | undefined;
 }
 
 /**
@@ -79,7 +84,12 @@ const isHttpUrl = (v: string): boolean => {
     return false;
   }
 };
-const httpUrl = z.string().refine(isHttpUrl, 'is not an http(s) URL; expected a form like http://127.0.0.1:4566');
+/** True when a URL carries user:password@ (those would be echoed wherever the URL is). */
+const hasCredentials = (v: string): boolean => /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(v);
+const httpUrl = z
+  .string()
+  .refine((v) => !hasCredentials(v), 'holds credentials (user:password@); remove them: S3_STORAGE_ACCESSKEY/S3_STORAGE_SECRETKEY or the role give credentials')
+  .refine(isHttpUrl, 'is not an http(s) URL; expected a form like http://127.0.0.1:4566');
 const absolutePath = z.string().refine(isAbsolute, 'is not an absolute path; expected a form like /mnt/segments');
 const intIn = (min: number, max: number, unit: string) =>
   z
@@ -87,7 +97,23 @@ const intIn = (min: number, max: number, unit: string) =>
     .regex(/^\d+$/, `is not a whole number; expected ${min}..${max} ${unit}`)
     .transform(Number)
     .refine((n) => n >= min && n <= max, `is out of range; expected ${min}..${max} ${unit}`);
-const secretString = z.string().min(1, 'is empty; expected a secret string (64+ random characters), kms:<base64>, or off');
+const KMS_PREFIX = 'kms:';
+
+/** What is wrong with a configured secret (before kms: decryption), or undefined; never quotes it. */
+function configuredSecretProblem(value: string): string | undefined {
+  if (value.startsWith(KMS_PREFIX)) return undefined; // checked by the same rules once decrypted (encryptionKeys.ts)
+  if (/^\s*kms\s*:/i.test(value)) return 'looks like a kms: secret but does not start with exactly kms: (lowercase, no spaces); write kms:<base64 ciphertext>';
+  return secretProblem(value);
+}
+
+const secretString = z
+  .string()
+  .min(1, 'is empty; expected a secret string (64+ random characters), kms:<base64>, or off')
+  .superRefine((value, ctx) => {
+    const problem = value === 'off' ? undefined : configuredSecretProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 /**
  * A KMS key ARN. Alias ARNs are refused: S3 resolves the alias, but IAM authorises the key itself, so a role
  * granted kms:GenerateDataKey on the alias ARN (as the stack grants on this value) is denied on every write.
@@ -100,8 +126,8 @@ const kmsArn = z
   })
   .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/, 'is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>');
 
-function isListOfKeys(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((k) => typeof k === 'string' && k.length > 0 && k !== 'off');
+function isListOfStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((k) => typeof k === 'string');
 }
 
 /** The normalised object key prefix ('' or ending in '/'); the naming module says what is wrong. */
@@ -114,7 +140,10 @@ function prefix(raw: string, ctx: z.RefinementCtx): string {
   }
 }
 
-/** Parses S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: a JSON array of strings, or a comma-separated list. */
+/**
+ * Parses S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: a JSON array of strings, or a comma-separated list. Entries are
+ * used exactly as written (never trimmed) and follow the rules of the current key (secretProblem).
+ */
 function parsePreviousKeys(raw: string, ctx: z.RefinementCtx): string[] {
   let keys: unknown;
   if (raw.trim().startsWith('[')) {
@@ -125,11 +154,18 @@ function parsePreviousKeys(raw: string, ctx: z.RefinementCtx): string[] {
       return [];
     }
   } else {
-    keys = raw.split(',').map((k) => k.trim());
+    keys = raw.split(',');
   }
-  if (!isListOfKeys(keys)) {
-    ctx.addIssue({ code: 'custom', message: 'holds an empty, non-string or "off" entry; expected ["key1","key2"] or key1,key2' });
+  if (!isListOfStrings(keys)) {
+    ctx.addIssue({ code: 'custom', message: 'holds a non-string entry; expected ["key1","key2"] or key1,key2' });
     return [];
+  }
+  for (const [i, key] of keys.entries()) {
+    const problem = key === '' ? 'is empty' : key === 'off' ? 'is "off", which is no key (previous keys only read)' : configuredSecretProblem(key);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${problem}; expected ["key1","key2"] or key1,key2 (no spaces around the commas)` });
+      return [];
+    }
   }
   return keys;
 }
@@ -159,16 +195,22 @@ const schema = z.strictObject({
   S3_STORAGE_TRANSFER_CONCURRENCY: intIn(1, 64, 'parts in flight').optional(),
   S3_STORAGE_CLEANUP_DRY_RUN: bool('S3_STORAGE_CLEANUP_DRY_RUN').optional(),
   S3_STORAGE_RESTORE_CONCURRENCY: intIn(1, 64, 'ranged GETs in flight').optional(),
+  S3_STORAGE_PLAIN_OBJECTS_BEFORE: z.iso
+    .datetime({ offset: true, message: 'is not an ISO 8601 date-time; expected the instant encryption was turned on, like 2026-11-25T04:00:00Z' })
+    .transform((v) => new Date(v))
+    .optional(),
 });
 
 /** Every variable the loader knows, in the order of the README's table. */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 const SECRET_VARIABLES = new Set(['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY']);
 
+/** The variable and its value for a message: secrets hidden, credentials in URLs masked, long values cut. */
 function describe(variable: string, env: Readonly<Record<string, string | undefined>>): string {
   const value = env[variable];
   if (value === undefined) return `${variable} is not set`;
-  return SECRET_VARIABLES.has(variable) ? `${variable} (value hidden)` : `${variable}=${JSON.stringify(value)}`;
+  if (SECRET_VARIABLES.has(variable)) return `${variable} (value hidden)`;
+  return `${variable}=${describeValue(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1[credentials hidden]@'))}`;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -271,6 +313,7 @@ export function loadConfig(env: Env = process.env): Config {
     awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,
     restoreConcurrency: v.S3_STORAGE_RESTORE_CONCURRENCY ?? 1,
     logLevel: logLevelOf(env),
+    plainObjectsBefore: v.S3_STORAGE_PLAIN_OBJECTS_BEFORE,
   };
   return Object.freeze(config);
 }

@@ -4,6 +4,18 @@
  * `retryable` tells the batch handlers whether a redelivery may succeed (throttling, network) or not
  * (bad input, tampered object): both fail the record, but logs and metrics differ.
  */
+/** Longest rendering of an input value inside a message (a 20 MB identifier must not become a 20 MB message). */
+export const MAX_ECHOED_CHARACTERS = 160;
+
+/**
+ * `value` as a message shows it: JSON-quoted (control characters escaped), cut to `max` characters with its
+ * real length named, so a hostile input never makes a huge or multi-line message.
+ */
+export function describeValue(value: string, max = MAX_ECHOED_CHARACTERS): string {
+  if (value.length <= max) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)`;
+}
+
 export abstract class BucketStorageError extends Error {
   abstract readonly code: string;
   readonly retryable: boolean = false;
@@ -127,10 +139,40 @@ export class PathOutsideRootError extends BucketStorageError {
   ) {
     super(
       root === undefined
-        ? `${path}: file:// locations are refused because ${rootVariable} is not set`
-        : `${path} resolves outside ${rootVariable} (${root}); use a path inside it`,
+        ? `${describeValue(path)}: file:// locations are refused because ${rootVariable} is not set`
+        : `${describeValue(path)} resolves outside ${rootVariable} (${root}); use a path inside it`,
       options,
     );
+  }
+}
+
+/**
+ * A restore destination that would overwrite the pipeline's own objects: a registered data bucket's key prefix
+ * (the whole bucket when the prefix is empty) or the state bucket. Refused before any request.
+ */
+export class ProtectedDestinationError extends BucketStorageError {
+  readonly code = 'DESTINATION_PROTECTED';
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A `plain` (unencrypted) object found while encryption is on, that was not written while it was off (see
+ * S3_STORAGE_PLAIN_OBJECTS_BEFORE): it may be a substitute, so it is never restored nor acknowledged.
+ */
+export class PlainObjectRefusedError extends BucketStorageError {
+  readonly code = 'PLAIN_OBJECT_REFUSED';
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

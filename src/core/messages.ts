@@ -45,6 +45,16 @@ export const fetchInvocationSchema = z.strictObject({
 });
 export type FetchInvocation = z.infer<typeof fetchInvocationSchema>;
 
+/**
+ * The part of an SQS event the upload function relies on: records, each with the messageId that failures are
+ * reported by and a body. Anything else in a record is Lambda's and passes through unchecked. A record without
+ * a messageId cannot be reported failed (Lambda would then fail the whole batch), so such an event is refused
+ * whole with an InvalidMessageError naming the record.
+ */
+export const sqsEventSchema = z.looseObject({
+  Records: z.array(z.looseObject({ messageId: z.string().min(1, 'must be a non-empty string'), body: z.string() })),
+});
+
 export interface FetchAnswer {
   readonly bucket: string;
   readonly region: string;
@@ -59,7 +69,7 @@ export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string)
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const allowed = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
-  throw invalidMessage(result.error.issues, what, allowed, { cause: result.error });
+  throw invalidMessage(result.error.issues, what, allowed, input, { cause: result.error });
 }
 
 /** A validation issue as zod reports it, directly or through Standard Schema (Powertools' parser). */
@@ -69,20 +79,23 @@ export interface SchemaIssue {
   readonly code?: unknown;
   readonly keys?: unknown;
   readonly input?: unknown;
+  readonly expected?: unknown;
 }
 
 /**
  * The InvalidMessageError for the first issue of a failed validation, naming the field: the one wording for
  * every entry point (parseWith, the fetch function's parser middleware, the upload batch's record parser).
+ * `input` is what was validated: a field of the wrong type is told from a missing one ("is required").
  */
-export function invalidMessage(issues: readonly SchemaIssue[], what: string, allowed: readonly string[], options?: { cause?: unknown }): InvalidMessageError {
+export function invalidMessage(issues: readonly SchemaIssue[], what: string, allowed: readonly string[], input: unknown, options?: { cause?: unknown }): InvalidMessageError {
   const issue = issues[0];
   if (issue?.code === 'unrecognized_keys' && Array.isArray(issue.keys)) {
     const key = String(issue.keys[0] ?? '?');
     return new InvalidMessageError(key, `${what}: unknown field ${JSON.stringify(key)}; allowed: ${allowed.join(', ')}`, options);
   }
-  const field = issue?.path?.map((p) => String(typeof p === 'object' ? p.key : p)).join('.') || '(body)';
-  const problem = issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
+  const path = (issue?.path ?? []).map((p) => (typeof p === 'object' ? p.key : p));
+  const field = path.map(String).join('.') || '(body)';
+  const problem = issue?.code === 'invalid_type' ? typeProblem(input, path, String(issue.expected ?? 'another type')) : (issue?.message ?? 'is invalid');
   return new InvalidMessageError(field, `${what}: ${field} ${problem}`, options);
 }
 
@@ -90,6 +103,29 @@ export function invalidMessage(issues: readonly SchemaIssue[], what: string, all
 export function isIssueList(value: unknown): value is readonly SchemaIssue[] {
   return Array.isArray(value) && value.every((i: unknown) => typeof i === 'object' && i !== null && 'message' in i && typeof i.message === 'string');
 }
+
+/** "is required" when the field at `path` is absent from `input`, else what type it has and should have. */
+function typeProblem(input: unknown, path: readonly PropertyKey[], expected: string): string {
+  let parent: unknown = input;
+  for (const key of path.slice(0, -1)) parent = isRecord(parent) ? parent[String(key)] : undefined;
+  const last = path.at(-1);
+  const present = last === undefined ? input !== undefined : isRecord(parent) && Object.hasOwn(parent, String(last));
+  if (!present) return 'is required';
+  const value = last === undefined ? input : isRecord(parent) ? parent[String(last)] : undefined;
+  return `must be ${article(expected)} ${expected}, not ${typeName(value)}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `${article(typeof value)} ${typeof value}`;
+}
+
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
 
 /** Parses a JSON text then validates it; malformed JSON is InvalidMessageError on field "(body)". */
 export function parseJsonWith<T>(schema: z.ZodType<T>, text: string, what: string): T {

@@ -2,10 +2,12 @@
  * What an upload records in the object's user metadata, and its reader. Both directions live here.
  *   bks-format  "v1" (client-side encrypted, format v1) or "plain" (encryption off)
  *   bks-size    plaintext size in bytes
- *   bks-sha256  plaintext SHA-256, only for "plain" (for encrypted objects the chunk tags are the check, and a
- *               digest would let a bucket reader confirm a guess of the content)
+ *   bks-sha256  plaintext SHA-256, only for "plain", where it is required (for encrypted objects the chunk tags
+ *               are the check, and a digest would let a bucket reader confirm a guess of the content)
  *   bks-header  base64 of the 48-byte v1 header (public anyway: key id and salt), so a ranged read costs a HEAD
  *               plus one ranged GET of the chunk span
+ *   bks-mac     v1 only, when the announcement gave a sha256: a keyed MAC of the plaintext SHA-256 (digestMac.ts),
+ *               so "already stored?" compares content without storing a digest a reader could check guesses with
  */
 import * as z from 'zod';
 import { MalformedHeaderError } from './errors.ts';
@@ -18,13 +20,17 @@ export interface SegmentObjectMetadata {
   readonly plaintextSize: number;
   readonly sha256?: string | undefined;
   readonly header?: Buffer | undefined;
+  /** Hex HMAC-SHA256 of the plaintext SHA-256 (see digestMac.ts); v1 objects written with an announced sha256. */
+  readonly mac?: string | undefined;
 }
 
+const HEX_256 = /^[0-9a-f]{64}$/;
 const schema = z.object({
   'bks-format': z.enum(['v1', 'plain']),
-  'bks-size': z.string().regex(/^\d+$/),
-  'bks-sha256': z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  'bks-size': z.string().regex(/^\d{1,16}$/),
+  'bks-sha256': z.string().regex(HEX_256).optional(),
   'bks-header': z.string().regex(/^[A-Za-z0-9+/]{64}$/).optional(),
+  'bks-mac': z.string().regex(HEX_256).optional(),
 });
 
 export function encodeObjectMetadata(m: SegmentObjectMetadata): Record<string, string> {
@@ -33,21 +39,30 @@ export function encodeObjectMetadata(m: SegmentObjectMetadata): Record<string, s
     'bks-size': String(m.plaintextSize),
     ...(m.sha256 !== undefined ? { 'bks-sha256': m.sha256 } : {}),
     ...(m.header !== undefined ? { 'bks-header': m.header.toString('base64') } : {}),
+    ...(m.mac !== undefined ? { 'bks-mac': m.mac } : {}),
   };
 }
 
-/** Reads the metadata of a stored segment object; undefined when it carries none of ours (written by hand). */
-export function decodeObjectMetadata(metadata: Readonly<Record<string, string>>): SegmentObjectMetadata | undefined {
+/**
+ * Reads the metadata of a stored segment object; undefined when it carries none of ours (written by hand).
+ * A `plain` object without bks-sha256 is refused (MalformedHeaderError): nothing could check its bytes, and the
+ * upload function never writes one. `where` names the object in messages.
+ */
+export function decodeObjectMetadata(metadata: Readonly<Record<string, string>>, where = 'object'): SegmentObjectMetadata | undefined {
   const lower = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k.toLowerCase(), v]));
   if (lower['bks-format'] === undefined) return undefined;
   const parsed = schema.safeParse(lower);
-  if (!parsed.success) throw new MalformedHeaderError(`object metadata is not valid bucket-storage metadata (${parsed.error.issues[0]?.path.join('.')})`);
+  if (!parsed.success) throw new MalformedHeaderError(`${where}: metadata is not valid bucket-storage metadata (${parsed.error.issues[0]?.path.join('.')})`);
   const m = parsed.data;
+  if (m['bks-format'] === 'plain' && m['bks-sha256'] === undefined) {
+    throw new MalformedHeaderError(`${where} is a plain (unencrypted) object without bks-sha256: nothing can check its bytes and the upload function never writes one, so it is refused (substituted or written by hand?)`);
+  }
   return {
     format: m['bks-format'],
     plaintextSize: Number(m['bks-size']),
     sha256: m['bks-sha256'],
     header: m['bks-header'] !== undefined ? Buffer.from(m['bks-header'], 'base64') : undefined,
+    mac: m['bks-format'] === 'v1' ? m['bks-mac'] : undefined,
   };
 }
 

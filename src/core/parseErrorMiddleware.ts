@@ -18,7 +18,7 @@ export function invalidMessageOnParseError(schema: z.ZodObject, what: string): M
       const { error } = request;
       if (error instanceof ParseError && isIssueList(error.cause)) {
         // Replaced, not thrown: middy rethrows request.error once every onError middleware has run.
-        request.error = invalidMessage(error.cause, what, Object.keys(schema.shape), { cause: error });
+        request.error = invalidMessage(error.cause, what, Object.keys(schema.shape), request.event, { cause: error });
       }
     },
   };

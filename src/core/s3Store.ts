@@ -31,6 +31,8 @@ export interface ObjectInfo {
   readonly checksumCrc32: string | undefined;
   readonly checksumType: string | undefined;
   readonly serverSideEncryption: string | undefined;
+  /** When S3 stored this version of the object (every write sets it; a writer cannot choose it). */
+  readonly lastModified: Date | undefined;
 }
 
 export interface ListedObject {
@@ -99,6 +101,7 @@ export class S3Store {
         checksumCrc32: out.ChecksumCRC32,
         checksumType: out.ChecksumType,
         serverSideEncryption: out.ServerSideEncryption,
+        lastModified: out.LastModified,
       };
     } catch (err) {
       if (isNotFound(err)) return undefined;

@@ -11,8 +11,10 @@ import { IntegrityError, TruncatedError } from './errors.ts';
 export interface Expectation {
   /** Bytes that must pass. */
   readonly size: number;
-  /** Hex SHA-256 they must have (plain objects, whole restores). */
+  /** Hex SHA-256 they must have (plain objects, whole restores; uploads). */
   readonly sha256?: string | undefined;
+  /** What that digest is, for the message (default: the stored bks-sha256). */
+  readonly sha256Of?: string;
   /** Names the object in error messages. */
   readonly what: string;
 }
@@ -35,7 +37,7 @@ export class VerifyingMeter extends Sha256Meter {
         return done(new TruncatedError(`${this.expected.what}: ended after ${this.bytes} of ${this.expected.size} bytes: it was truncated`));
       }
       if (this.expected.sha256 !== undefined && this.sha256 !== this.expected.sha256) {
-        return done(new IntegrityError('sha256', this.expected.sha256, this.sha256, `${this.expected.what} (stored bks-sha256)`));
+        return done(new IntegrityError('sha256', this.expected.sha256, this.sha256, `${this.expected.what} (${this.expected.sha256Of ?? 'stored bks-sha256'})`));
       }
       done();
     });

@@ -1,19 +1,24 @@
 /**
  * Where a restore writes. Both kinds see the end of their input only after every byte verified (see
  * src/core/verifyingMeter.ts), and both leave nothing behind on failure:
- *   file://  confined to S3_STORAGE_RESTORE_ROOT (symlinks resolved); written to a temporary file in the same
- *            directory, fsynced, then renamed over the destination; on failure the temporary file is removed.
- *   s3://    one streaming upload (multipart above the part size); on failure the multipart upload is aborted
- *            and no object is created.
+ *   file://  a file (never a directory) confined to S3_STORAGE_RESTORE_ROOT through its directory's checked
+ *            descriptor; written to a temporary file in that directory, fsynced, then renamed over the
+ *            destination; on failure the temporary file is removed, and temporary files that killed restores
+ *            left there are removed once stale.
+ *   s3://    never a place of the pipeline's own (data buckets' prefix, state bucket); one streaming upload
+ *            (multipart above the part size); on failure the multipart upload is aborted and no object is created.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../core/config.ts';
-import { LocationError } from '../core/errors.ts';
-import { resolveNewInsideRoot, type Location } from '../core/locations.ts';
+import { ConfinedDirectory, errnoCode } from '../core/confinement.ts';
+import type { BucketRegistry } from '../core/bucketRegistry.ts';
+import { describeValue, LocationError, ProtectedDestinationError } from '../core/errors.ts';
+import type { Location } from '../core/locations.ts';
 import type { S3Store } from '../core/s3Store.ts';
 
 export interface Destination {
@@ -27,12 +32,36 @@ export interface Destination {
 export type PutStore = Pick<S3Store, 'put'>;
 
 /**
- * Checks a destination before anything is read from S3: a file:// path must resolve inside the restore root
- * and its directory must accept a new file (a temporary file is created now, so an unwritable destination
- * fails before any GET).
+ * Checks a destination before anything is read from S3: an s3:// destination must not be one of the pipeline's
+ * own places (refuseProtectedDestination); a file:// path must be a file (not a directory) inside the restore
+ * root, and its directory must accept a new file (a temporary file is created now, so an unwritable
+ * destination fails before any GET).
  */
-export async function openDestination(location: Location, config: Config, store: PutStore): Promise<PreparedDestination> {
-  return location.kind === 's3' ? s3Destination(location, config, store) : fileDestination(location, config);
+export async function openDestination(location: Location, config: Config, store: PutStore, registry: Pick<BucketRegistry, 'all'>): Promise<PreparedDestination> {
+  if (location.kind === 'file') return fileDestination(location, config);
+  await refuseProtectedDestination(location, config, registry);
+  return s3Destination(location, config, store);
+}
+
+/**
+ * Throws ProtectedDestinationError for an s3:// destination that would overwrite the pipeline's own objects:
+ * anything under the object key prefix of a registered data bucket (the whole bucket when the prefix is
+ * empty), or anything in the state bucket (the registry).
+ */
+export async function refuseProtectedDestination(
+  location: Extract<Location, { kind: 's3' }>,
+  config: Pick<Config, 'keyPrefix' | 'stateBucket'>,
+  registry: Pick<BucketRegistry, 'all'>,
+): Promise<void> {
+  const url = `s3://${location.bucket}/${location.key}`;
+  if (location.bucket === config.stateBucket) {
+    throw new ProtectedDestinationError(location.bucket, location.key, `destination ${describeValue(url)} is in the state bucket (S3_STORAGE_STATE_BUCKET), which holds the registry of buckets; restore elsewhere`);
+  }
+  const data = (await registry.all()).find((ref) => ref.bucket === location.bucket);
+  if (data !== undefined && location.key.startsWith(config.keyPrefix)) {
+    const where = config.keyPrefix === '' ? 'a data bucket of this pipeline (S3_STORAGE_OBJECT_KEY_PREFIX is empty: the whole bucket is ours)' : `under the object key prefix ${JSON.stringify(config.keyPrefix)} of a data bucket of this pipeline`;
+    throw new ProtectedDestinationError(location.bucket, location.key, `destination ${describeValue(url)} is ${where}; a restore there could overwrite stored segments: restore to another bucket or key`);
+  }
 }
 
 /** One streaming upload (multipart above the part size); on failure lib-storage aborts it. */
@@ -59,16 +88,24 @@ function s3Destination(location: Extract<Location, { kind: 's3' }>, config: Conf
   };
 }
 
-/** A temporary file beside the destination, fsynced and renamed into place; removed on failure. */
+/**
+ * A temporary file beside the destination, fsynced and renamed into place; removed on failure. Every step
+ * names files through the destination directory's checked descriptor (confinement.ts), so a directory swapped
+ * for a symlink meanwhile cannot make the restore write outside the root.
+ */
 async function fileDestination(location: Extract<Location, { kind: 'file' }>, config: Config): Promise<PreparedDestination> {
-  const target = await resolveNewInsideRoot(location.path, config.restoreRoot, 'S3_STORAGE_RESTORE_ROOT');
-  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.restoring`);
+  const { dir, name } = await ConfinedDirectory.forNewFile(location.path, config.restoreRoot, 'S3_STORAGE_RESTORE_ROOT');
+  const target = join(dir.path, name);
+  const tempName = temporaryName(name);
   let file: FileHandle;
   try {
-    file = await open(temp, 'wx', 0o600);
+    await removeStaleTemporaryFiles(dir);
+    file = await createTemporary(dir, tempName, location.path);
   } catch (err) {
-    throw new LocationError(location.path, `cannot create a file in ${dirname(target)} (${errnoCode(err)}): check that the directory is writable`, { cause: err });
+    await dir.close();
+    throw err;
   }
+  const removeTemp = () => unlink(dir.entry(tempName)).catch(() => undefined);
   let settled = false;
   return {
     url: `file://${target}`,
@@ -77,42 +114,84 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
       try {
         // The stream owns the handle from here: it fsyncs (flush) and closes it when the body ended.
         await pipeline(body, writeBehind(file), file.createWriteStream({ flush: true, highWaterMark: 1 << 20 }), signal ? { signal } : {});
-        await moveIntoPlace(temp, target, location.path);
+        await moveIntoPlace(dir, tempName, name, location.path);
       } catch (err) {
-        await unlink(temp).catch(() => undefined);
+        await file.close().catch(() => undefined);
+        await removeTemp();
         throw err;
+      } finally {
+        await dir.close();
       }
     },
     async discard() {
       if (settled) return;
       settled = true;
       await file.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
+      await removeTemp();
+      await dir.close();
     },
   };
 }
 
-/** Renames the finished temporary file over the destination and makes the rename durable. */
-async function moveIntoPlace(temp: string, target: string, path: string): Promise<void> {
+/** Creates the temporary file in `dir` (never following a symlink, never reusing a name) and checks where it is. */
+async function createTemporary(dir: ConfinedDirectory, tempName: string, path: string): Promise<FileHandle> {
+  let file: FileHandle;
   try {
-    await rename(temp, target);
+    file = await open(dir.entry(tempName), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    throw new LocationError(path, `cannot move the restored file into place at ${target} (${errnoCode(err)})`, { cause: err });
+    throw new LocationError(path, `cannot create a file in ${dir.path} (${errnoCode(err)}): check that the directory is writable`, { cause: err });
   }
-  await syncDirectory(dirname(target));
+  try {
+    await dir.checkFile(file, tempName);
+    return file;
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    await unlink(dir.entry(tempName)).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Renames the finished temporary file over the destination, within the checked directory, durably. */
+async function moveIntoPlace(dir: ConfinedDirectory, tempName: string, name: string, path: string): Promise<void> {
+  await dir.check();
+  try {
+    await rename(dir.entry(tempName), dir.entry(name));
+  } catch (err) {
+    const code = errnoCode(err);
+    const why = code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' ? 'a directory appeared at the destination' : code;
+    throw new LocationError(path, `cannot move the restored file into place at ${join(dir.path, name)} (${why})`, { cause: err });
+  }
+  await dir.sync();
+}
+
+/**
+ * Temporary files of restores: `.<name, first 32 characters>.<12 hex>.bks-restoring`, bounded whatever the
+ * destination's name (a 250-character name still leaves room). Recognised by this pattern only.
+ */
+const TEMPORARY_NAME = /^\..{0,32}\.[0-9a-f]{12}\.bks-restoring$/su;
+/** A temporary file untouched for this long belongs to a restore that was killed: a later restore removes it. */
+export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
+
+function temporaryName(name: string): string {
+  return `.${[...name].slice(0, 32).join('')}.${randomBytes(6).toString('hex')}.bks-restoring`;
+}
+
+/**
+ * Removes what killed restores left in `dir`: regular files named like our temporary files and not modified
+ * for STALE_TEMPORARY_MS (a running restore writes continuously, so its file stays fresh). Best effort.
+ */
+async function removeStaleTemporaryFiles(dir: ConfinedDirectory): Promise<void> {
+  const names = await readdir(dir.entry('')).catch(() => [] as string[]);
+  const cutoff = Date.now() - STALE_TEMPORARY_MS;
+  for (const entry of names.filter((n) => TEMPORARY_NAME.test(n))) {
+    const info = await lstat(dir.entry(entry)).catch(() => undefined);
+    if (info?.isFile() && info.mtimeMs < cutoff) await unlink(dir.entry(entry)).catch(() => undefined);
+  }
 }
 
 export interface PreparedDestination extends Destination {
   /** Releases what `openDestination` prepared when the restore fails before `write` (no-op after it). */
   discard(): Promise<void>;
-}
-
-/** Makes a rename durable: fsync of the directory (best effort where the platform does not allow it). */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r').catch(() => undefined);
-  if (handle === undefined) return;
-  await handle.sync().catch(() => undefined);
-  await handle.close().catch(() => undefined);
 }
 
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
@@ -140,8 +219,4 @@ function writeBehind(file: FileHandle): Transform {
       done(null, chunk);
     },
   });
-}
-
-function errnoCode(err: unknown): string {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'error';
 }

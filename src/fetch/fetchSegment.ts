@@ -1,14 +1,16 @@
 /**
  * The one restore function: a fetch invocation in, a fetch answer out.
  *
- *   1. check the identifiers and the destination (file:// inside the restore root, writable) — no request yet.
- *      The invocation arrives typed: whoever takes it from outside parses it once with fetchInvocationSchema
- *      (the function's parser middleware, the restore CLI)
+ *   1. check the identifiers and the destination (file:// inside the restore root, writable, not a directory;
+ *      s3:// not one of the pipeline's own places) — no request yet. The invocation arrives typed: whoever
+ *      takes it from outside parses it once with fetchInvocationSchema (the function's parser middleware, the
+ *      restore CLI)
  *   2. locate: HEAD of the key in each registered bucket, current first (locate.ts)
  *   3. read: whole object (one GET, or a bounded pipeline of ranged GETs) or, for a byte range, exactly one
  *      ranged GET of the span that holds it (planRange; header from the bks-header metadata)
  *   4. decrypt (format v1, key chosen by key id among current and previous keys; `plain` objects pass as they
- *      are whatever the current encryption setting), then verify size and, for `plain`, the stored SHA-256
+ *      are, and while encryption is on only when written before it was turned on, plainObjects.ts), then verify
+ *      size and, for `plain`, the stored SHA-256
  *   5. write: the destination sees the end of its input only after every byte verified (destination.ts)
  *
  * A restore that fails at any step leaves nothing at the destination.
@@ -21,6 +23,7 @@ import type { FetchAnswer, FetchInvocation } from '../core/messages.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import { expectedStoredSize } from '../core/objectMetadata.ts';
 import { checkRange, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
+import { checkPlainObject } from '../core/plainObjects.ts';
 import { openDestination, type PutStore } from './destination.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
@@ -53,10 +56,13 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
   const identity: SegmentIdentity = { dataspace: invocation.dataspace, segmentId: invocation.segmentId };
   const key = formatSegmentKey(runtime.config.keyPrefix, identity);
   const location = parseLocation('destination', invocation.destination);
-  const destination = await openDestination(location, runtime.config, runtime.roleStore);
+  const destination = await openDestination(location, runtime.config, runtime.roleStore, runtime.registry);
   try {
+    options.signal?.throwIfAborted();
     const found = await locateSegment(runtime.store, runtime.registry, key);
+    options.signal?.throwIfAborted();
     checkStoredSize(found);
+    checkPlainObject(runtime.config, found, 'restore');
     const plan = invocation.range ? planRead(found, invocation.range) : undefined;
     const total = plan?.length ?? found.metadata.plaintextSize;
     const source = plan ? readRange(runtime, found, identity, plan, options) : readWhole(runtime, found, identity, options);

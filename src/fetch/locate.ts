@@ -32,7 +32,7 @@ export async function locateSegment(store: HeadStore, registry: BucketRegistry, 
       continue;
     }
     if (info === undefined) continue;
-    const metadata = decodeObjectMetadata(info.metadata);
+    const metadata = decodeObjectMetadata(info.metadata, `s3://${ref.bucket}/${key}`);
     if (metadata === undefined) {
       throw new MalformedHeaderError(
         `s3://${ref.bucket}/${key} carries no bucket-storage metadata (bks-format, bks-size): it was not written by the upload function; restore it by hand`,

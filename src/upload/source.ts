@@ -3,17 +3,19 @@
  * Lambda a shared file system such as EFS mounted there), or an `s3://bucket/key` staging object. The size is
  * known before any byte is read.
  *
+ * A file is opened once and its descriptor checked (confinement.ts); every pass reads through that descriptor
+ * with positional reads, so a path component swapped after the check cannot make the upload read another file.
+ *
  * `s3://` sources are read with the function's role (never the data buckets' static keys). An object in the
  * staging bucket (S3_STORAGE_STAGING_BUCKET) is read in the staging bucket's own region
  * (S3_STORAGE_STAGING_REGION), which may differ from the current bucket's; any other bucket in the current
  * bucket's region.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Config } from '../core/config.ts';
+import { openFileInsideRoot } from '../core/confinement.ts';
 import { LocationError } from '../core/errors.ts';
-import { parseLocation, resolveExistingInsideRoot } from '../core/locations.ts';
+import { parseLocation } from '../core/locations.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
 
 /** An object in the staging bucket. */
@@ -30,6 +32,8 @@ export interface SegmentSource {
   readonly staged: StagedObject | undefined;
   /** A fresh stream of its bytes (called once per pass). */
   open(): Promise<Readable>;
+  /** Releases what the source holds (the file's descriptor); call once the upload is over. */
+  close(): Promise<void>;
 }
 
 export interface SourceRuntime {
@@ -41,15 +45,20 @@ export interface SourceRuntime {
 export async function openSource(runtime: SourceRuntime, url: string): Promise<SegmentSource> {
   const location = parseLocation('source', url);
   if (location.kind === 'file') {
-    const real = await resolveExistingInsideRoot(location.path, runtime.config.sourceRoot, 'S3_STORAGE_SOURCE_ROOT');
-    const info = await stat(real);
-    if (!info.isFile()) throw new LocationError(url, `source ${location.path} is not a regular file`);
-    return { url, size: info.size, staged: undefined, open: async () => createReadStream(real, { highWaterMark: 1 << 20 }) };
+    const file = await openFileInsideRoot(location.path, runtime.config.sourceRoot, 'S3_STORAGE_SOURCE_ROOT');
+    return {
+      url,
+      size: file.size,
+      staged: undefined,
+      // start: 0 makes every pass read from the beginning with pread; the descriptor stays open between passes.
+      open: async () => file.handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 }),
+      close: () => file.handle.close(),
+    };
   }
   const staging = runtime.config.staging;
   const inStaging = staging !== undefined && location.bucket === staging.bucket;
   const ref: BucketRef = { bucket: location.bucket, region: inStaging ? staging.region : runtime.config.region };
   const info = await runtime.roleStore.head(ref, location.key);
   if (info === undefined) throw new LocationError(url, `source ${url} does not exist`);
-  return { url, size: info.size, staged: inStaging ? { ref, key: location.key } : undefined, open: () => runtime.roleStore.get(ref, location.key) };
+  return { url, size: info.size, staged: inStaging ? { ref, key: location.key } : undefined, open: () => runtime.roleStore.get(ref, location.key), close: async () => undefined };
 }

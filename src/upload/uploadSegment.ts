@@ -3,8 +3,9 @@
  *
  *   1. compute the key (objectKeys). The announcement arrives typed: whoever takes it from outside parses it once
  *      with segmentAnnouncementSchema (the upload function's batch parser)
- *   2. open the source (source.ts) and check its size against the announcement
- *   3. already stored? an intact copy in any registered bucket is acknowledged without a copy (storedCopy.ts)
+ *   2. open the source (source.ts: a file is opened once, confined to its root) and check its size
+ *   3. already stored? a copy in any registered bucket is acknowledged without a copy only when it holds this
+ *      content, intact (its SHA-256: announced, or read from the source); otherwise refused (storedCopy.ts)
  *   4. abort what a crashed attempt left, then stream the object (writeObject.ts)
  *   5. USING_EPHEMERAL_DISKS (or a staged copy to delete): read the object back before acknowledging (readBack.ts)
  *   6. S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: delete the staged copy once the stored one is verified (stagedCopy.ts)
@@ -17,8 +18,8 @@ import type { S3Store } from '../core/s3Store.ts';
 import { verifyReadBack } from './readBack.ts';
 import { openSource } from './source.ts';
 import { deleteStagedCopy, type StagedCopyOutcome } from './stagedCopy.ts';
-import { checkStoredCopy, findStoredCopy } from './storedCopy.ts';
-import { writeSegmentObject } from './writeObject.ts';
+import { checkStoredContent, checkStoredCopy, findStoredCopy } from './storedCopy.ts';
+import { digestOf, writeSegmentObject } from './writeObject.ts';
 
 /** What an upload needs of the runtime (tests pass a store that wraps the real one). */
 export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & {
@@ -35,7 +36,7 @@ export interface UploadResult {
   readonly size: number;
   /** Bytes stored in the bucket. */
   readonly storedSize: number;
-  /** Hex SHA-256 of the plaintext (computed while streaming; absent for already-stored segments). */
+  /** Hex SHA-256 of the plaintext (computed while streaming; for already-stored segments, the one compared). */
   readonly sha256?: string;
   /** True when the object was read back and compared (USING_EPHEMERAL_DISKS, or a staged copy to delete). */
   readonly verified: boolean;
@@ -54,24 +55,30 @@ export async function uploadSegment(runtime: UploadRuntime, announcement: Segmen
   const what = `segment ${identity.dataspace}/${identity.segmentId} (${announcement.source})`;
 
   const source = await openSource(runtime, announcement.source);
-  if (announcement.size !== undefined && announcement.size !== source.size) {
-    throw new IntegrityError('size', String(announcement.size), String(source.size), `${what}: the source's size differs from the announcement`);
-  }
-  // The staged copy is deleted only after the stored copy is verified (never when anything above or below throws).
-  const releaseStaged = source.staged !== undefined && runtime.config.staging?.deleteAfterUpload === true ? source.staged : undefined;
-  const stored = await findStoredCopy(runtime, key);
-  if (stored !== undefined) {
-    checkStoredCopy(stored, source.size, what);
-    const result: UploadResult = { outcome: 'already-stored', bucket: stored.ref.bucket, key, size: source.size, storedSize: stored.info.size, verified: false };
-    return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
-  }
+  try {
+    if (announcement.size !== undefined && announcement.size !== source.size) {
+      throw new IntegrityError('size', String(announcement.size), String(source.size), `${what}: the source's size differs from the announcement`);
+    }
+    // The staged copy is deleted only after the stored copy is verified (never when anything above or below throws).
+    const releaseStaged = source.staged !== undefined && runtime.config.staging?.deleteAfterUpload === true ? source.staged : undefined;
+    const stored = await findStoredCopy(runtime, key);
+    if (stored !== undefined) {
+      checkStoredCopy(stored, source.size, what);
+      const sha256 = announcement.sha256 ?? (await digestOf(source, what));
+      await checkStoredContent(runtime, stored, identity, sha256, what);
+      const result: UploadResult = { outcome: 'already-stored', bucket: stored.ref.bucket, key, size: source.size, storedSize: stored.info.size, sha256, verified: false };
+      return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
+    }
 
-  const target = runtime.registry.current;
-  // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind.
-  await runtime.store.abortIncompleteUploads(target, key);
-  const written = await writeSegmentObject(runtime, { target, key, identity, source, sha256: announcement.sha256, what });
-  const verify = runtime.config.ephemeralDisks || releaseStaged !== undefined;
-  if (verify) await verifyReadBack(runtime.store, target, key, written, what);
-  const result: UploadResult = { outcome: 'uploaded', bucket: target.bucket, key, size: source.size, storedSize: written.storedSize, sha256: written.sha256, verified: verify };
-  return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
+    const target = runtime.registry.current;
+    // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind.
+    await runtime.store.abortIncompleteUploads(target, key);
+    const written = await writeSegmentObject(runtime, { target, key, identity, source, sha256: announcement.sha256, what });
+    const verify = runtime.config.ephemeralDisks || releaseStaged !== undefined;
+    if (verify) await verifyReadBack(runtime.store, target, key, written, what);
+    const result: UploadResult = { outcome: 'uploaded', bucket: target.bucket, key, size: source.size, storedSize: written.storedSize, sha256: written.sha256, verified: verify };
+    return releaseStaged ? { ...result, stagedCopy: await deleteStagedCopy(runtime, releaseStaged, what) } : result;
+  } finally {
+    await source.close();
+  }
 }

@@ -2,14 +2,17 @@
  * Streams a segment into its object: source → SHA-256 and size check (VerifyingMeter) → format v1 encryption
  * (unless `off`) → multipart upload with a CRC32 additional checksum, SSE-KMS when a key ARN is set.
  *
- * The announcement's sha256 is checked in the meter's flush, before the body ends, so a mismatch errors the
- * body and lib-storage aborts the multipart upload: no object appears. A crash mid-upload leaves no object
- * either (S3 shows a multipart object only on CompleteMultipartUpload), so a redelivery starts clean.
+ * The expected sha256 (the announcement's, or with encryption `off` the digest that goes into bks-sha256) is
+ * checked in the meter's flush, before the body ends, so a mismatch (a wrong announcement, or a source that
+ * changed while it was read) errors the body and lib-storage aborts the multipart upload: no object appears.
+ * A crash mid-upload leaves no object either (S3 shows a multipart object only on CompleteMultipartUpload), so
+ * a redelivery starts clean. With an announced sha256, a format v1 object carries bks-mac (digestMac.ts).
  */
 import { pipeline, type Readable } from 'node:stream';
 import type { Config } from '../core/config.ts';
-import { IntegrityError, StorageError } from '../core/errors.ts';
-import type { KeyRing } from '../core/keyRing.ts';
+import { digestMac } from '../core/digestMac.ts';
+import { StorageError } from '../core/errors.ts';
+import type { KeyEntry, KeyRing } from '../core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../core/objectMetadata.ts';
 import type { SegmentIdentity } from '../core/objectKeys.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
@@ -49,9 +52,9 @@ export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRe
   // announced sha256 when given, otherwise a first pass over the source computes it.
   const plainSha = encrypt === undefined ? (request.sha256 ?? (await digestOf(source, what))) : undefined;
   const metadata = encrypt
-    ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: encrypt.header.raw })
+    ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: encrypt.header.raw, mac: macOf(current, encrypt, request) })
     : encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha });
-  const meter = new VerifyingMeter({ size: source.size, sha256: request.sha256, what });
+  const meter = new VerifyingMeter({ size: source.size, sha256: plainSha ?? request.sha256, sha256Of: SHA256_OF, what });
   const raw = await source.open();
   const body: Readable = encrypt ? pipeline(raw, meter, encrypt, () => undefined) : pipeline(raw, meter, () => undefined);
   const storedSize = encrypt ? ciphertextSize(source.size, encrypt.header.chunkLog2) : source.size;
@@ -67,11 +70,14 @@ export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRe
   } catch (err) {
     put = await acceptLostCompletion(runtime, request, err, { storedSize, encrypt });
   }
-  if (plainSha !== undefined && meter.sha256 !== plainSha) {
-    // Only reachable when the source changed between the digest pass and the upload.
-    throw new IntegrityError('sha256', plainSha, meter.sha256, `${what}: the source changed while it was uploaded`);
-  }
   return { storedSize, checksumCrc32: put.checksumCrc32, sha256: meter.sha256 };
+}
+
+/** What the expected digest of an upload is, for the meter's message. */
+const SHA256_OF = 'announced sha256, or the digest read before the upload: the source changed while it was read, or the announcement is wrong';
+
+function macOf(key: KeyEntry | undefined, encrypt: EncryptStream, request: WriteRequest): string | undefined {
+  return key !== undefined && request.sha256 !== undefined ? digestMac(key, encrypt.header.salt, request.identity, request.sha256) : undefined;
 }
 
 /** A CompleteMultipartUpload whose answer was lost: S3 completed it, and the SDK's retry got NoSuchUpload. */
@@ -98,7 +104,7 @@ async function acceptLostCompletion(
 }
 
 /** The SHA-256 of the source, read once to its end (size checked). */
-async function digestOf(source: SegmentSource, what: string): Promise<string> {
+export async function digestOf(source: SegmentSource, what: string): Promise<string> {
   const meter = new VerifyingMeter({ size: source.size, what });
   const stream = await source.open();
   await new Promise<void>((resolve, reject) => pipeline(stream, meter, (err) => (err ? reject(err) : resolve())).resume());

@@ -4,13 +4,14 @@ import { createClients } from '../../core/clients.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { loadKeyRing } from '../../core/encryptionKeys.ts';
 import { validateIdentity } from '../../core/objectKeys.ts';
-import { createDecryptStream, createEncryptStream, isChunkLog2, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
-import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
+import { createDecryptStream, createEncryptStream, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
+import { requireOption, UsageError, wholeNumberOption, type Command, type CommandContext } from '../command.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
 const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'string' } } as const;
 
 async function setUp(ctx: CommandContext) {
+  refuseDirectoryStdin(ctx);
   const config = loadOfflineConfig(ctx.env);
   const identity = validateIdentity({ dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') });
   const keyRing = await loadKeyRing(config, () => createClients(config).kms());
@@ -26,9 +27,7 @@ export const encryptCommand: Command = {
     if (keyRing.current === undefined) {
       throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_ENCRYPTION_KEY is off: there is no key to encrypt with');
     }
-    const raw = ctx.values['chunk-log2'];
-    const chunkLog2 = raw === undefined ? config.chunkLog2 : Number(raw);
-    if (!isChunkLog2(chunkLog2)) throw new UsageError(`--chunk-log2 ${String(raw)}: expected a whole number ${MIN_CHUNK_LOG2}..${MAX_CHUNK_LOG2}`);
+    const chunkLog2 = wholeNumberOption(ctx, 'chunk-log2', MIN_CHUNK_LOG2, MAX_CHUNK_LOG2) ?? config.chunkLog2;
     await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
     return 0;
   },
@@ -52,6 +51,18 @@ export const decryptCommand: Command = {
     return 0;
   },
 };
+
+/** stdin redirected from a directory reads as empty: refuse it rather than encrypt or decrypt nothing. */
+function refuseDirectoryStdin(ctx: CommandContext): void {
+  if (ctx.stdin !== process.stdin) return;
+  let directory = false;
+  try {
+    directory = fstatSync(0).isDirectory();
+  } catch {
+    return;
+  }
+  if (directory) throw new UsageError('stdin is a directory; redirect a file (< FILE) or pipe the bytes in');
+}
 
 function regularFileSize(fd: number): number | undefined {
   try {

@@ -1,4 +1,5 @@
 /** `restore --dataspace D --segment S --to URL [--range A-B]`: runs the fetch function's restore from the shell. */
+import { constants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fetchInvocationSchema, parseWith } from '../../core/messages.ts';
@@ -27,15 +28,54 @@ export const restoreCommand: Command = {
     const runtime = await createRuntime(ctx.env);
     const tty = isTerminal(ctx.stderr);
     const started = Date.now();
-    const answer = await fetchSegment(runtime, invocation, {
-      ...(tty ? { onProgress: (written: number, total: number) => ctx.stderr.write(`\r${progressLine(invocation.segmentId, written, total, Date.now() - started)}`) } : {}),
-    }).finally(() => {
-      if (tty) ctx.stderr.write('\n');
-    });
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
+    // SIGINT/SIGTERM stop the restore through its signal: it fails like any other, removing its temporary file.
+    const interrupt = onInterrupt();
+    try {
+      const answer = await fetchSegment(runtime, invocation, {
+        signal: interrupt.signal,
+        ...(tty ? { onProgress: (written: number, total: number) => ctx.stderr.write(`\r${progressLine(invocation.segmentId, written, total, Date.now() - started)}`) } : {}),
+      }).finally(() => {
+        if (tty) ctx.stderr.write('\n');
+      });
+      ctx.stdout.write(`${JSON.stringify(answer)}\n`);
+      return 0;
+    } catch (err) {
+      if (interrupt.received === undefined) throw err;
+      ctx.stderr.write(`bucket-storage restore: interrupted by ${interrupt.received}; nothing was written (the temporary file was removed)\n`);
+      return 128 + (constants.signals[interrupt.received] ?? 0);
+    } finally {
+      interrupt.dispose();
+    }
   },
 };
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+type Interrupt = (typeof SIGNALS)[number];
+
+/**
+ * Handles SIGINT and SIGTERM for the duration of a command: the first aborts `signal`; later ones are ignored
+ * while the command cleans up (the default action would kill it mid-cleanup).
+ */
+function onInterrupt(): { readonly signal: AbortSignal; readonly received: Interrupt | undefined; dispose(): void } {
+  const controller = new AbortController();
+  let received: Interrupt | undefined;
+  const handlers = SIGNALS.map((name) => {
+    const handler = () => {
+      if (received !== undefined) return;
+      received = name;
+      controller.abort(new Error(`interrupted by ${name}`));
+    };
+    process.on(name, handler);
+    return () => process.off(name, handler);
+  });
+  return {
+    signal: controller.signal,
+    get received() {
+      return received;
+    },
+    dispose: () => handlers.forEach((off) => off()),
+  };
+}
 
 /** A URL as given, or a plain path made into a file:// URL. */
 function destinationUrl(to: string): string {

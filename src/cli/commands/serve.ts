@@ -4,7 +4,7 @@ import { loadConfig } from '../../core/config.ts';
 import { lambdaContext } from '../../local/lambdaContext.ts';
 import { scheduledEvent } from '../../local/lambdaEvents.ts';
 import { serveQueue } from '../../local/serve.ts';
-import { UsageError, type Command } from '../command.ts';
+import { wholeNumberOption, type Command } from '../command.ts';
 
 export const serveCommand: Command = {
   summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
@@ -13,13 +13,7 @@ export const serveCommand: Command = {
   async run(ctx) {
     const config = loadConfig(ctx.env);
     const queueUrl = requireQueueUrl(config, 'segments');
-    const num = (name: string, min: number, max: number): number | undefined => {
-      const v = ctx.values[name];
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} ${String(v)}: expected a whole number ${min}..${max}`);
-      return n;
-    };
+    const num = (name: string, min: number, max: number): number | undefined => wholeNumberOption(ctx, name, min, max);
     const { handler } = await import('../../../functions/upload.ts');
     // Like the scheduled rule of the stack: the cleanup function runs on a timer when a deletions queue is set.
     const cleanupEvery = num('cleanup-every', 1, 86_400) ?? 60;
