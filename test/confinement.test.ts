@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInside } from '../src/core/confinement.ts';
 import { BucketStorageError, LocationError, PathOutsideRootError } from '../src/core/errors.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
-import { createDecryptStream } from '../src/core/segmentCodec.ts';
+import { createDecryptStream } from '../src/core/format/index.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, MalformedHeaderError } from '../src/core/errors.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../src/core/objectMetadata.ts';
+import type { SegmentAnnouncement } from '../src/core/messages.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import type { S3Store } from '../src/core/s3Store.ts';
@@ -41,7 +42,7 @@ async function source(name: string, bytes: Buffer): Promise<string> {
   return path;
 }
 
-function announce(segmentId: string, path: string, extra: Record<string, unknown> = {}) {
+function announce(segmentId: string, path: string, extra: Partial<SegmentAnnouncement> = {}): SegmentAnnouncement {
   return { version: 1, dataspace: 'sc', segmentId, source: `file://${path}`, ...extra };
 }
 

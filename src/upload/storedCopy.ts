@@ -20,7 +20,7 @@ import { decodeObjectMetadata, expectedStoredSize, type SegmentObjectMetadata } 
 import type { SegmentIdentity } from '../core/objectKeys.ts';
 import { checkPlainObject } from '../core/plainObjects.ts';
 import type { BucketRef, ObjectInfo, S3Store } from '../core/s3Store.ts';
-import { createDecryptStream, parseHeader } from '../core/segmentCodec.ts';
+import { createDecryptStream, parseHeader } from '../core/format/index.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 
 export interface StoredCopy {
