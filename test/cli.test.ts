@@ -99,7 +99,7 @@ describe('bucket-storage CLI', () => {
   });
 
   it('--chunk-log2 outside the bounds of the format exits 2 naming them', () => {
-    for (const value of ['15', '25', 'x']) {
+    for (const value of ['15', '25', 'x', '0x10']) {
       const run = cli(['encrypt', '--dataspace', 'd', '--segment', 's', '--chunk-log2', value]);
       expect(run.status).toBe(2);
       expect(run.stderr).toMatch(new RegExp(`--chunk-log2 ${value}: expected a whole number 16\\.\\.24`));
@@ -122,10 +122,7 @@ describe('bucket-storage CLI', () => {
     expect(run.stderr).toMatch(/^bucket-storage encrypt: stdin is a directory/);
   });
 
-  it('numeric options take decimal digits only: 0x10, 1e1, +16 and 16.0 are refused', () => {
-    const run = cli(['encrypt', '--dataspace', 'd', '--segment', 's', '--chunk-log2', '0x10'], { file: '/dev/null' });
-    expect(run.status).toBe(2);
-    expect(run.stderr).toMatch(/--chunk-log2 "0x10": expected a whole number 16\.\.24 in decimal digits/);
+  it('numeric options take decimal digits only: 0x10, 1e1, +16 and 16.0 are refused (the CLI run: above)', () => {
     for (const bad of ['0x10', '1e1', '+16', '16.0', ' 16', '0b10', '']) {
       expect(() => wholeNumberOption({ values: { n: bad } }, 'n', 1, 100), bad).toThrow(UsageError);
     }

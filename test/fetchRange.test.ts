@@ -19,7 +19,8 @@ let runtime: Runtime;
 let source: Buffer;
 beforeAll(async () => {
   h = await startHarness();
-  runtime = await h.runtime();
+  // The plain segment counts as written before encryption was turned on (README: plain objects while encryption is on).
+  runtime = await h.runtime({ S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + 3_600_000).toISOString() });
   source = patternBytes(SIZE, 'ranged');
   const key = await deriveKey(CURRENT_SECRET);
   await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'enc' }, SIZE, 'ranged', { key, chunkLog2: CHUNK_LOG2 });

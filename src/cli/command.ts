@@ -37,7 +37,7 @@ export function wholeNumberOption(ctx: Pick<CommandContext, 'values'>, name: str
   const v = ctx.values[name];
   if (v === undefined) return undefined;
   const n = typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} ${JSON.stringify(String(v)).slice(0, 80)}: expected a whole number ${min}..${max} in decimal digits`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} ${String(v).slice(0, 80)}: expected a whole number ${min}..${max} in decimal digits`);
   return n;
 }
 
