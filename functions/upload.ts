@@ -9,9 +9,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { logger } from '../src/core/logger.ts';
-import { parseWith, sqsEventSchema, type SegmentAnnouncement } from '../src/core/messages.ts';
+import type { SegmentAnnouncement } from '../src/core/messages.ts';
 import { getRuntime } from '../src/core/runtime.ts';
-import { uploadBatchProcessor } from '../src/upload/uploadBatch.ts';
+import { refuseEventWithoutMessageIds, uploadBatchProcessor } from '../src/upload/uploadBatch.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 
 const processor = uploadBatchProcessor();
@@ -22,8 +22,7 @@ async function recordHandler(record: ParsedRecord<SQSRecord, SegmentAnnouncement
 }
 
 async function uploadHandler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  // Every record must carry the messageId its failure is reported by: an event without one is refused whole.
-  parseWith(sqsEventSchema, event, 'SQS event');
+  refuseEventWithoutMessageIds(event);
   // One record at a time: memory stays that of one upload (part size × concurrency), whatever the batch.
   return processPartialResponse(event, recordHandler, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
 }

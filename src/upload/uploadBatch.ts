@@ -6,7 +6,7 @@
 import { BatchProcessor, EventType } from '@aws-lambda-powertools/batch';
 import type { EventSourceDataClassTypes, FailureResponse } from '@aws-lambda-powertools/batch/types';
 import { errorFields, logger } from '../core/logger.ts';
-import { segmentAnnouncementSchema } from '../core/messages.ts';
+import { parseWith, segmentAnnouncementSchema, sqsEventSchema } from '../core/messages.ts';
 import { sqsMessageParsing } from '../core/sqsRecordParser.ts';
 
 class UploadBatchProcessor extends BatchProcessor {
@@ -20,4 +20,13 @@ class UploadBatchProcessor extends BatchProcessor {
 /** A batch processor for the segments queue's records. */
 export function uploadBatchProcessor(): BatchProcessor {
   return new UploadBatchProcessor(EventType.SQS, { ...sqsMessageParsing(segmentAnnouncementSchema, 'segment announcement'), logger });
+}
+
+/**
+ * Every record must carry the messageId its failure is reported by (Lambda fails the whole batch on a missing
+ * one): an event that is not a list of records with ids is refused whole, with an InvalidMessageError naming
+ * the record, before any record is handled.
+ */
+export function refuseEventWithoutMessageIds(event: unknown): void {
+  parseWith(sqsEventSchema, event, 'SQS event');
 }
