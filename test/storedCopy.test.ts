@@ -3,13 +3,14 @@
  * changes during the upload leaves nothing stored. bks-mac is cross-checked with an independent implementation
  * (Python: hashlib.scrypt, cryptography's HKDF, hmac).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, MalformedHeaderError } from '../src/core/errors.ts';
 import { deriveKey } from '../src/core/keyRing.ts';
@@ -191,8 +192,8 @@ salt = bytes.fromhex(header_hex)[16:48]
 mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"bucket-storage/v1 sha256-mac " + identity.encode()).derive(master)
 print(hmac.new(mac_key, bytes.fromhex(digest), hashlib.sha256).hexdigest())
 `;
-    const out = execFileSync('python3', ['-c', python, SECRET, meta?.header?.toString('hex') ?? '', 'sc/mac-vector', sha256(bytes)], { encoding: 'utf8' });
-    expect(out.trim()).toBe(meta?.mac);
+    const { stdout } = await promisify(execFile)('python3', ['-c', python, SECRET, meta?.header?.toString('hex') ?? '', 'sc/mac-vector', sha256(bytes)], { encoding: 'utf8' });
+    expect(stdout.trim()).toBe(meta?.mac);
     // It is no plaintext digest: nothing in the metadata equals the content's SHA-256.
     expect(Object.values((await runtime.store.head(bucket(), keyOf('mac-vector')))?.metadata ?? {})).not.toContain(sha256(bytes));
     expect((await readFile(path)).equals(bytes)).toBe(true);
