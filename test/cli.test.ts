@@ -14,6 +14,7 @@ import { RegistryError } from '../src/core/errors.ts';
 import { registryKey } from '../src/core/objectKeys.ts';
 import { createRuntime } from '../src/core/runtime.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
+import { runProcess } from './support/runProcess.ts';
 import { patternStream } from './support/sourceData.ts';
 
 const SECRET = 'cli-test-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP';
@@ -30,16 +31,13 @@ function cli(args: string[], input: { file?: string; stdoutFile?: string } = {},
 }
 
 /** The CLI run without blocking this process's event loop (spawnSync would, for the whole run). */
-async function cliAsync(args: string[], input: { file?: string } = {}, extraEnv: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const stdin = input.file ? openSync(input.file, 'r') : 'ignore';
-  const child = spawn(process.execPath, ['bin/bucket-storage.mjs', ...args], { env: { ...env, ...extraEnv }, stdio: [stdin, 'pipe', 'pipe'] });
-  if (typeof stdin === 'number') closeSync(stdin);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { status, stdout, stderr };
+async function cliAsync(args: string[], input: { file?: string } = {}, extraEnv: Record<string, string> = {}) {
+  const stdinFd = input.file ? openSync(input.file, 'r') : undefined;
+  try {
+    return await runProcess(process.execPath, ['bin/bucket-storage.mjs', ...args], { env: { ...env, ...extraEnv }, ...(stdinFd !== undefined ? { stdinFd } : {}), timeoutMs: 60_000 });
+  } finally {
+    if (stdinFd !== undefined) closeSync(stdinFd);
+  }
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -12,10 +12,11 @@ export interface ProcessResult {
 }
 
 /** Runs `command` to its end (killed after `timeoutMs`) and resolves with its exit status and output. */
-export function runProcess(command: string, args: readonly string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<ProcessResult> {
-  const { timeoutMs, ...spawnOptions } = options;
+export function runProcess(command: string, args: readonly string[], options: SpawnOptions & { timeoutMs?: number; stdinFd?: number } = {}): Promise<ProcessResult> {
+  const { timeoutMs, stdinFd, ...spawnOptions } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
+    // stdin: an open file descriptor when given (the caller closes it), nothing otherwise.
+    const child = spawn(command, args, { ...spawnOptions, stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
