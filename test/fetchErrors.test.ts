@@ -235,12 +235,13 @@ describe('plain objects', () => {
 });
 
 describe('s3:// destinations that would overwrite the pipeline\'s own objects', () => {
-  it('are refused before any request: a data bucket (whole, or its prefix), a previous bucket, the state bucket', async () => {
-    for (const bucket of ['fetch-state', 'fetch-old-data']) h.servers.createBucket(bucket);
+  it('are refused before any request: a data bucket (whole, or its prefix), a previous bucket, the state bucket, the staging bucket', async () => {
+    for (const bucket of ['fetch-state', 'fetch-old-data', 'fetch-staging']) h.servers.createBucket(bucket);
     const older = { bucket: 'fetch-old-data', region: h.bucket.region };
     const registry: BucketRegistry = { current: h.bucket, searchOrder: async () => [h.bucket, older], all: async () => [older, h.bucket] };
     const whole = { ...(await h.runtime({ S3_STORAGE_STATE_BUCKET: 'fetch-state' })), registry };
     const prefixed = { ...(await h.runtime({ S3_STORAGE_STATE_BUCKET: 'fetch-state', S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-a' })), registry };
+    const staged = { ...(await h.runtime({ S3_STORAGE_STAGING_BUCKET: 'fetch-staging' })), registry };
     const refused: [Runtime, string][] = [
       [whole, `s3://${h.bucket.bucket}/restored/x`],
       [whole, `s3://${h.bucket.bucket}/${formatSegmentKey('', { dataspace: 'ds', segmentId: 'ranged' })}`],
@@ -249,6 +250,7 @@ describe('s3:// destinations that would overwrite the pipeline\'s own objects', 
       [prefixed, `s3://${h.bucket.bucket}/cluster-a/restored/x`],
       [prefixed, 's3://fetch-old-data/cluster-a/x'],
       [prefixed, 's3://fetch-state/elsewhere'],
+      [staged, 's3://fetch-staging/node-1/seg-1'],
     ];
     for (const [rt, destination] of refused) {
       const counter = countRequests(rt.clients.s3());

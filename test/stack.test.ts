@@ -91,7 +91,7 @@ describe('packaged stack', () => {
       expect(p.Runtime).toBe('nodejs22.x');
       expect(p.Architectures).toEqual(['arm64']);
       expect(p.Handler).toBe(`dist/${fn.toLowerCase()}/index.handler`);
-      expect(env(plain, fn)).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' } });
+      expect(env(plain, fn)).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' }, S3_STORAGE_PLAIN_OBJECTS_BEFORE: '' });
     }
   });
 

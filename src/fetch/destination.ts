@@ -46,16 +46,20 @@ export async function openDestination(location: Location, config: Config, store:
 /**
  * Throws ProtectedDestinationError for an s3:// destination that would overwrite the pipeline's own objects:
  * anything under the object key prefix of a registered data bucket (the whole bucket when the prefix is
- * empty), or anything in the state bucket (the registry).
+ * empty), anything in the state bucket (the registry), or anything in the staging bucket (segments waiting
+ * to be copied: a restore there would replace a staged segment before its upload).
  */
 export async function refuseProtectedDestination(
   location: Extract<Location, { kind: 's3' }>,
-  config: Pick<Config, 'keyPrefix' | 'stateBucket'>,
+  config: Pick<Config, 'keyPrefix' | 'stateBucket' | 'staging'>,
   registry: Pick<BucketRegistry, 'all'>,
 ): Promise<void> {
   const url = `s3://${location.bucket}/${location.key}`;
   if (location.bucket === config.stateBucket) {
     throw new ProtectedDestinationError(location.bucket, location.key, `destination ${describeValue(url)} is in the state bucket (S3_STORAGE_STATE_BUCKET), which holds the registry of buckets; restore elsewhere`);
+  }
+  if (location.bucket === config.staging?.bucket) {
+    throw new ProtectedDestinationError(location.bucket, location.key, `destination ${describeValue(url)} is in the staging bucket (S3_STORAGE_STAGING_BUCKET), where segments wait to be copied; restore elsewhere`);
   }
   const data = (await registry.all()).find((ref) => ref.bucket === location.bucket);
   if (data !== undefined && location.key.startsWith(config.keyPrefix)) {
