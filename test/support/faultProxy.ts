@@ -142,9 +142,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
             res.write(part);
             if (sent >= limit) {
               up.destroy();
-              // reset: RST to the client; cut short: a clean FIN before Content-Length bytes arrived.
-              if (fault === 'resetMidBody') res.socket?.resetAndDestroy();
-              else res.socket?.end();
+              // reset: RST to the client; cut short: a clean FIN before Content-Length bytes arrived. A short
+              // pause first, so the client has taken the answer's head and reads the body when it breaks.
+              setTimeout(() => {
+                if (fault === 'resetMidBody') res.socket?.resetAndDestroy();
+                else res.socket?.end();
+              }, 25);
             }
           });
           up.on('end', () => {
