@@ -1,6 +1,7 @@
 /**
  * Upload paths no other test reached, on the embedded server: an announcement of a segment already stored with
- * another size (or a damaged stored copy) is refused and never overwrites it; `s3://` staging sources.
+ * another size (or a damaged stored copy) is refused and never overwrites it; `s3://` staging sources; a
+ * CompleteMultipartUpload whose answer was lost (fauxqs, as S3, answers the SDK's retry with NoSuchUpload).
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -9,12 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IntegrityError, LocationError } from '../src/core/errors.ts';
+import { IntegrityError, LocationError, StorageError } from '../src/core/errors.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
-import type { BucketRef } from '../src/core/s3Store.ts';
+import type { BucketRef, S3Store } from '../src/core/s3Store.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
-import { uploadSegment } from '../src/upload/uploadSegment.ts';
+import { uploadSegment, type UploadRuntime } from '../src/upload/uploadSegment.ts';
+import { startFaultProxy, type FaultProxy } from './support/faultProxy.ts';
 import { patternBytes } from './support/sourceData.ts';
 
 const BUCKET = 'untested-upload';
@@ -134,5 +136,45 @@ describe('s3:// staging sources', () => {
     await expect(uploadSegment(runtime, announce('staged-sized', url, { size: 999 }))).rejects.toBeInstanceOf(IntegrityError);
     await expect(uploadSegment(runtime, announce('staged-sha', url, { sha256: 'b'.repeat(64) }))).rejects.toBeInstanceOf(IntegrityError);
     for (const id of ['staged-missing', 'staged-sized', 'staged-sha']) expect(await runtime.store.head(target, keyOf(id))).toBeUndefined();
+  });
+});
+
+describe('a CompleteMultipartUpload whose answer was lost (fault proxy: done, then 500; the retry gets NoSuchUpload)', () => {
+  const isComplete = (method: string, url: string) => method === 'POST' && /[?&]uploadId=/.test(url);
+  async function losingRuntime(): Promise<{ proxy: FaultProxy; rt: Runtime }> {
+    const proxy = await startFaultProxy({ target: servers.endpoint, maxFaults: 1, rules: [{ match: isComplete, kinds: ['answerLost'], rate: 1 }] });
+    return { proxy, rt: await createRuntime({ ...env, S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_PART_SIZE_MIB: '5' }) };
+  }
+
+  // Broken on purpose: writeSegmentObject rethrowing every put error (no acceptLostCompletion) fails the first
+  // case with StorageError NoSuchUpload; accepting without checking the object lets the second through.
+  it('is accepted once the object is checked: uploaded and restorable byte-exact', async () => {
+    const { proxy, rt } = await losingRuntime();
+    const bytes = patternBytes(11 * 1024 * 1024, 'lost-answer');
+    await writeFile(join(root, 'lost-answer'), bytes);
+    const result = await uploadSegment(rt, announce('lost-answer', `file://${join(root, 'lost-answer')}`));
+    await proxy.stop();
+    expect(result).toMatchObject({ outcome: 'uploaded', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    const completes = proxy.log.filter((r) => isComplete(r.method, r.url));
+    expect(completes.map((r) => [r.fault, r.status])).toEqual([['answerLost', 500], [undefined, 404]]);
+    expect((await restoreBytes(runtime, 'lost-answer')).equals(bytes)).toBe(true);
+  });
+
+  it('is refused when the object found is not the one written (its HEAD reports another plaintext size)', async () => {
+    const { proxy, rt } = await losingRuntime();
+    const lying: UploadRuntime = {
+      ...rt,
+      store: Object.assign(Object.create(rt.store) as S3Store, {
+        async head(...args: Parameters<S3Store['head']>) {
+          const info = await rt.store.head(...args);
+          return info && { ...info, metadata: { ...info.metadata, 'bks-size': String(Number(info.metadata['bks-size'] ?? 0) + 1) } };
+        },
+      }),
+    };
+    await writeFile(join(root, 'lost-not-ours'), patternBytes(11 * 1024 * 1024, 'lost-not-ours'));
+    const err = await uploadSegment(lying, announce('lost-not-ours', `file://${join(root, 'lost-not-ours')}`)).catch((e: unknown) => e);
+    await proxy.stop();
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as StorageError).cause).toMatchObject({ name: 'NoSuchUpload' });
   });
 });
