@@ -166,6 +166,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       },
     );
     upstream.on('error', () => res.socket?.destroy());
+    // A client that goes away (killed, timed out) takes its upstream request with it.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
     if (body === undefined) req.pipe(upstream);
     else upstream.end(body);
   };
