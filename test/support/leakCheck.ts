@@ -71,10 +71,10 @@ export function errorTexts(source: string, err: unknown): Captured[] {
   const visit = (e: unknown, where: string, depth: number) => {
     if (depth > 8 || seen.has(e)) return;
     seen.add(e);
-    out.push({ source: where, text: inspect(e, { depth: 8, showHidden: true, breakLength: Infinity }) });
+    out.push({ source: where, text: inspect(e, { depth: 8, breakLength: Infinity }) });
     if (e instanceof Error) {
+      // The inspection above holds the stack (and so the message); the message alone, as a logger prints it.
       out.push({ source: `${where} message`, text: `${e.name}: ${e.message}` });
-      if (e.stack !== undefined) out.push({ source: `${where} stack`, text: e.stack });
       try {
         out.push({ source: `${where} JSON`, text: JSON.stringify(e) ?? '' });
       } catch {
