@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { TruncatedError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
 import { Secret } from '../src/core/secret.ts';
-import { createDecryptStream, createEncryptStream, HEADER_SIZE, TAG_SIZE } from '../src/core/segmentCodec.ts';
+import { createDecryptStream, createEncryptStream, HEADER_SIZE, TAG_SIZE } from '../src/core/format/index.ts';
 
 const SECRET = 'golden-secret';
 const SALT = Buffer.from(Array.from({ length: 32 }, (_, i) => i));

@@ -155,6 +155,8 @@ function slowStore(store: S3Store, delayMs: number): S3Store {
   });
 }
 
+// Found a bug: on s3:// the restore answered while lib-storage would abort the multipart upload only in the
+// background, once the body ended (a frozen Lambda never gets there): S3Store.put now aborts it before answering.
 describe('a restore stopped by its deadline (AbortSignal) leaves nothing', () => {
   // Broken on purpose: not passing the signal to the destination's pipeline lets the restore run to its end.
   it('file:// — stopped within its deadline, no file, no temporary file, an existing file untouched', async () => {
@@ -198,14 +200,13 @@ describe('a restore stopped by its deadline (AbortSignal) leaves nothing', () =>
       { step: 'initialize', name: 'uploadIds' },
     );
     const controller = new AbortController();
-    // The deadline falls while the multipart upload is open: shortly after S3 created it.
+    // The deadline falls while the multipart upload is open: as its first part goes out.
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        const result = await next(args);
-        if (context.commandName === 'CreateMultipartUploadCommand') setTimeout(() => controller.abort(new Error('deadline')), 300);
-        return result;
+        if (context.commandName === 'UploadPartCommand') controller.abort(new Error('deadline'));
+        return next(args);
       },
-      { step: 'initialize', name: 'deadlineAfterCreate' },
+      { step: 'initialize', name: 'deadlineAtFirstPart' },
     );
     const slow = { ...rt, store: Object.assign(slowStore(rt.store, 5), { put: rt.store.put.bind(rt.store) }) };
     const destination = `s3://${h.bucket.bucket}/restored/slow-s3`;
@@ -214,6 +215,7 @@ describe('a restore stopped by its deadline (AbortSignal) leaves nothing', () =>
     const commands = counter.requests.map((r) => r.command);
     expect(commands).toContain('CreateMultipartUploadCommand');
     expect(commands).not.toContain('CompleteMultipartUploadCommand');
+    expect(commands).toContain('AbortMultipartUploadCommand'); // before the restore answered
     expect(await rt.store.head(h.bucket, 'restored/slow-s3')).toBeUndefined();
     expect(uploadIds).toHaveLength(1);
     await expect(client.send(new UploadPartCommand({ Bucket: h.bucket.bucket, Key: 'restored/slow-s3', UploadId: uploadIds[0], PartNumber: 9, Body: 'x' }))).rejects.toMatchObject({ name: 'NoSuchUpload' });

@@ -71,7 +71,7 @@ async function source(name: string, size: number): Promise<{ url: string; bytes:
   await writeFile(join(root, name), bytes);
   return { url: `file://${join(root, name)}`, bytes };
 }
-const announce = (segmentId: string, url: string) => ({ version: 1, dataspace: 'moto', segmentId, source: url });
+const announce = (segmentId: string, url: string) => ({ version: 1 as const, dataspace: 'moto', segmentId, source: url });
 const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: 'moto', segmentId });
 
 async function restored(rt: Runtime, segmentId: string): Promise<Buffer> {

@@ -41,7 +41,7 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-const announce = (segmentId: string, source: string, extra: Record<string, unknown> = {}) => ({ version: 1, dataspace: 'up', segmentId, source, ...extra });
+const announce = (segmentId: string, source: string, extra: { size?: number; sha256?: string } = {}) => ({ version: 1 as const, dataspace: 'up', segmentId, source, ...extra });
 const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: 'up', segmentId });
 
 async function objectDigest(rt: Runtime, ref: BucketRef, key: string): Promise<string> {
