@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: process.env.MUTATION_TESTS ? process.env.MUTATION_TESTS.split(',') : ['test/**/*.test.ts'],
     exclude: ['test/cli.test.ts', 'test/demo.test.ts', 'test/uploadEvents.test.ts', 'test/stack.test.ts', 'test/chaos/**'],
     testTimeout: 600_000,
     hookTimeout: 180_000,
