@@ -113,10 +113,10 @@ describe('crashes', () => {
     for (let k = 0; k < KILLS; k++) {
       const from = logged.log.length;
       const child = serve(1000);
-      // A random instant of the upload work: 0.1–1.5 s after this process created its first multipart upload
+      // A random instant of the upload work: 50–600 ms after this process created its first multipart upload
       // (bounded wait). Where the kill lands is not assumed: it is read from the log below.
       for (let waited = 0; waited < 30_000 && !logged.log.slice(from).some(isCreate); waited += 50) await sleep(50);
-      await sleep(100 + random() * 1400);
+      await sleep(50 + random() * 550);
       const phase = uploadPhase(logged.log, from);
       child.kill('SIGKILL');
       await new Promise((r) => child.on('exit', r));
