@@ -10,6 +10,7 @@ export default defineConfig({
     exclude: ['test/cli.test.ts', 'test/demo.test.ts', 'test/uploadEvents.test.ts', 'test/stack.test.ts', 'test/chaos/**'],
     testTimeout: 600_000,
     hookTimeout: 180_000,
-    env: { FUZZ_RUNS: '300' },
+    // As in vitest.config.ts: the role of the functions under test, for the default credential chain.
+    env: { FUZZ_RUNS: '300', AWS_ACCESS_KEY_ID: 'test-role', AWS_SECRET_ACCESS_KEY: 'test-role' },
   },
 });
