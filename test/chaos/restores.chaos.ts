@@ -53,7 +53,8 @@ beforeAll(async () => {
     stallMs: STALL_MS,
     rules: [{ match: () => true, kinds: ['status500', 'slowDown503', 'resetMidBody', 'cutShort', 'stall'], rate: 0.1 }],
   });
-  faulty = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint });
+  // A quarter of the stored segments are plain objects, written (as if) before encryption was turned on.
+  faulty = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + 3_600_000).toISOString() });
   setRequestTimeout(faulty.clients.s3(), REQUEST_TIMEOUT_MS);
 });
 afterAll(async () => {
