@@ -48,7 +48,7 @@ describe('a broken GET is resumed where its bytes stopped (single-GET path)', ()
    */
   async function breaking(kind: FaultKind, breaks: number): Promise<{ proxy: FaultProxy; faulty: Runtime; readerGets: () => number }> {
     const proxy = await startFaultProxy({ target: h.servers.endpoint, maxFaults: breaks, rules: [{ match: (m) => m === 'GET', kinds: [kind], rate: 1 }] });
-    const rt = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_RESTORE_CONCURRENCY: '1' });
+    const rt = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_RESTORE_CONCURRENCY: '1', S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + 3_600_000).toISOString() });
     let gets = 0;
     const store = Object.assign(Object.create(rt.store) as S3Store, {
       get: (...args: Parameters<S3Store['get']>) => ((gets += 1), rt.store.get(...args)),
@@ -187,7 +187,8 @@ describe('a restore stopped by its deadline (AbortSignal) leaves nothing', () =>
     const key = await deriveKey(CURRENT_SECRET);
     await storeSegment(runtime.store, h.bucket, { dataspace: 'ds', segmentId: 'slow-s3' }, 12 * MiB, 'slow-s3', { key, chunkLog2: 20 });
     const rt = await h.runtime({ S3_STORAGE_PART_SIZE_MIB: '5' });
-    const client = rt.clients.s3();
+    // Restore buckets are written with the function's role.
+    const client = rt.clients.s3AsRole();
     const counter = countRequests(client);
     const uploadIds: string[] = [];
     client.middlewareStack.add(
@@ -209,16 +210,18 @@ describe('a restore stopped by its deadline (AbortSignal) leaves nothing', () =>
       { step: 'initialize', name: 'deadlineAtFirstPart' },
     );
     const slow = { ...rt, store: Object.assign(slowStore(rt.store, 5), { put: rt.store.put.bind(rt.store) }) };
-    const destination = `s3://${h.bucket.bucket}/restored/slow-s3`;
+    // A bucket of its own: a data bucket of the pipeline is refused as a destination.
+    h.servers.createBucket('untested-restored');
+    const destination = 's3://untested-restored/restored/slow-s3';
     const err = await fetchSegment(slow, { dataspace: 'ds', segmentId: 'slow-s3', destination }, { signal: controller.signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     const commands = counter.requests.map((r) => r.command);
     expect(commands).toContain('CreateMultipartUploadCommand');
     expect(commands).not.toContain('CompleteMultipartUploadCommand');
     expect(commands).toContain('AbortMultipartUploadCommand'); // before the restore answered
-    expect(await rt.store.head(h.bucket, 'restored/slow-s3')).toBeUndefined();
+    expect(await rt.store.head({ bucket: 'untested-restored', region: h.bucket.region }, 'restored/slow-s3')).toBeUndefined();
     expect(uploadIds).toHaveLength(1);
-    await expect(client.send(new UploadPartCommand({ Bucket: h.bucket.bucket, Key: 'restored/slow-s3', UploadId: uploadIds[0], PartNumber: 9, Body: 'x' }))).rejects.toMatchObject({ name: 'NoSuchUpload' });
+    await expect(client.send(new UploadPartCommand({ Bucket: 'untested-restored', Key: 'restored/slow-s3', UploadId: uploadIds[0], PartNumber: 9, Body: 'x' }))).rejects.toMatchObject({ name: 'NoSuchUpload' });
   });
 });
 

@@ -121,9 +121,10 @@ describe('s3:// staging sources', () => {
     const bytes = patternBytes(200_000, 'staged-plain');
     const url = await stage('incoming/plain', bytes);
     const gets: string[] = [];
-    off.clients.s3().middlewareStack.add((next, c) => async (args) => (c.commandName === 'GetObjectCommand' && gets.push(c.commandName), next(args)), { step: 'initialize', name: 'stagedGets' });
+    // Staging objects are read with the function's role.
+    off.clients.s3AsRole().middlewareStack.add((next, c) => async (args) => (c.commandName === 'GetObjectCommand' && gets.push(c.commandName), next(args)), { step: 'initialize', name: 'stagedGets' });
     await uploadSegment(off, announce('staged-plain', url));
-    off.clients.s3().middlewareStack.remove('stagedGets');
+    off.clients.s3AsRole().middlewareStack.remove('stagedGets');
     expect(gets).toHaveLength(2);
     expect(await objectDigest(off, target, keyOf('staged-plain'))).toBe(createHash('sha256').update(bytes).digest('hex'));
   });
