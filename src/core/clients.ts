@@ -43,13 +43,20 @@ export interface ClientOptions {
 /** Retry budget of every client: adaptive back-off absorbs S3 503 SlowDown and throttling. */
 export const MAX_ATTEMPTS = 6;
 
+/** Time a request may wait for its answer, and a connection may stay idle mid-body, before the attempt fails. */
+export const REQUEST_TIMEOUT_MS = 120_000;
+
 function requestHandler(): NodeHttpHandler {
   const agentOptions = { keepAlive: true, maxSockets: 64 };
   return new NodeHttpHandler({
     httpAgent: new HttpAgent(agentOptions),
     httpsAgent: new Agent(agentOptions),
     connectionTimeout: 5_000,
-    requestTimeout: 120_000,
+    // No answer within 2 minutes fails the attempt (the SDK retries it); without throwOnRequestTimeout the
+    // handler would only log a warning and wait forever. A connection idle that long mid-body fails too.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    throwOnRequestTimeout: true,
+    socketTimeout: REQUEST_TIMEOUT_MS,
   });
 }
 

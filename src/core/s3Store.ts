@@ -151,10 +151,23 @@ export class S3Store {
       const out = await upload.done();
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
+      // An aborted upload (a deadline) is answered at once by lib-storage, which aborts the multipart upload only
+      // in the background, once the body ends: stop the body and abort it here, before answering, so no
+      // incomplete upload is left behind (a Lambda is frozen as soon as it answers).
+      body.destroy();
+      await this.abortMultipartUpload(ref, key, upload.uploadId);
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
     }
+  }
+
+  /** Best effort: lib-storage may have aborted it already, or S3 completed it (NoSuchUpload either way). */
+  private async abortMultipartUpload(ref: BucketRef, key: string, uploadId: string | undefined): Promise<void> {
+    if (uploadId === undefined) return;
+    await this.clientFor(ref.region)
+      .send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: uploadId }))
+      .catch(() => undefined);
   }
 
   /**
