@@ -11,8 +11,8 @@
 // - ListMultipartUploads needs s3:ListBucketMultipartUploads on the bucket (upload aborts a crashed attempt).
 // - An SSE-KMS write needs kms:GenerateDataKey, and a multipart one kms:Decrypt as well, on the key itself (a
 //   grant on an alias ARN authorises nothing: params.js refuses alias ARNs).
-// The registry key repeats src/core/objectKeys.ts registryKey() (this file is CommonJS, loaded by osls);
-// test/iamRegistryKey.test.ts checks that both agree.
+// The registry key and the size logger's state key repeat src/core/objectKeys.ts registryKey() and
+// storageSizeKey() (this file is CommonJS, loaded by osls); test/iamRegistryKey.test.ts checks that they agree.
 'use strict';
 
 const { readParams } = require('./params.js');
@@ -31,6 +31,17 @@ function registry(p) {
   return [
     allow(['s3:ListBucket'], [join('arn:aws:s3:::', { Ref: 'StateBucket' })]),
     allow(['s3:GetObject', 's3:PutObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/registry.json`)]),
+  ];
+}
+
+/**
+ * Cleanup's bucket storage size logger (src/cleanup/storageSizeLogger.ts): lists the data buckets (segment
+ * objects and bytes) and keeps its state beside the registry. It never deletes what it lists.
+ */
+function sizeLogger(p) {
+  return [
+    allow(['s3:ListBucket'], bucketArns(p.buckets)),
+    allow(['s3:GetObject', 's3:PutObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/storage-size.json`)]),
   ];
 }
 
@@ -97,8 +108,9 @@ const statements = {
     return [
       logs(p, 'cleanup'),
       ...registry(p),
-      // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket.
+      // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket to decide what to delete.
       allow(['s3:DeleteObject'], objects(p.buckets)),
+      ...sizeLogger(p),
       drainQueue('DeletionsQueue'),
       ...secretKey(p),
     ];

@@ -116,11 +116,11 @@ describe('with a two-bucket registry, a segment only in the old bucket is found 
 
   it('bucket-storage status', async () => {
     const stdout = new PassThrough();
-    expect(await main(['status'], { env, stdout, stderr: new PassThrough() })).toBe(0);
+    expect(await main(['status', '--json'], { env, stdout, stderr: new PassThrough() })).toBe(0);
     const status = JSON.parse(String(stdout.read())) as { buckets: { bucket: string; current: boolean; segments: number }[] };
     expect(status.buckets).toEqual([
-      { bucket: OLD, region: servers.region, current: false, segments: 2 },
-      { bucket: CURRENT, region: servers.region, current: true, segments: 0 },
+      { bucket: OLD, region: servers.region, current: false, segments: 2, bytes: expect.any(Number) },
+      { bucket: CURRENT, region: servers.region, current: true, segments: 0, bytes: 0 },
     ]);
   });
 

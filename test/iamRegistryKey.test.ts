@@ -4,7 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { normalisePrefix, registryKey } from '../src/core/objectKeys.ts';
+import { normalisePrefix, registryKey, storageSizeKey } from '../src/core/objectKeys.ts';
 
 interface Statement {
   readonly Action: readonly string[];
@@ -24,7 +24,19 @@ async function grantedRegistryKey(fn: string, prefix: string): Promise<string> {
   return match[1];
 }
 
+/** The keys of the storage size state granted (cleanup only). */
+async function grantedSizeKeys(fn: string, prefix: string): Promise<string[]> {
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
+  return [...JSON.stringify(list).matchAll(/"\/([^"]*storage-size\.json)"/g)].map((m) => m[1] ?? '');
+}
+
 describe('the registry key granted by the stack', () => {
+  it.each(['', 'cluster-a', '/cluster-a/'])('the storage size state: storageSizeKey() for prefix %j, for cleanup only', async (prefix) => {
+    expect(await grantedSizeKeys('cleanup', prefix)).toEqual([storageSizeKey(normalisePrefix(prefix))]);
+    for (const fn of ['upload', 'fetch']) expect(await grantedSizeKeys(fn, prefix)).toEqual([]);
+  });
+
   it.each(['', 'cluster-a', '/cluster-a/', 'team.x/logs_2026', 'a/b/c'])('equals registryKey() for prefix %j, for every function', async (prefix) => {
     for (const fn of ['upload', 'fetch', 'cleanup']) expect(await grantedRegistryKey(fn, prefix)).toBe(registryKey(normalisePrefix(prefix)));
   });

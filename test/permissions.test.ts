@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
+import { logStorageSize, sizeLogStateFor } from '../src/cleanup/storageSizeLogger.ts';
 import { createClients } from '../src/core/clients.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { IntegrityError, LocationError, SegmentNotFoundError } from '../src/core/errors.ts';
@@ -207,6 +208,8 @@ describe('the scenarios, recorded', () => {
     expect(dry).toMatchObject({ received: 2, deleteRequests: 0 });
     await new Promise((r) => setTimeout(r, 1_100));
     expect(await runCleanupOnce(cleanup, { budgetMs: 60_000 })).toMatchObject({ received: 2, completed: 2 });
+    // After its deletions, the cleanup function measures the storage used per bucket (its size logger).
+    expect(await logStorageSize(cleanup, sizeLogStateFor(cleanup), { budgetMs: 60_000 })).toMatchObject({ status: 'logged' });
   });
 
   it('full: SSE-KMS uploads, a kms: secret, staged sources in another region deleted once stored', async () => {

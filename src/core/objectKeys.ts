@@ -97,3 +97,8 @@ export function parseSegmentKey(prefix: string, key: string): SegmentIdentity | 
 export function registryKey(prefix: string): string {
   return `${prefix}_bucket-storage/registry.json`;
 }
+
+/** Where the cleanup's storage size logger keeps its state in the state bucket, beside the registry. */
+export function storageSizeKey(prefix: string): string {
+  return `${prefix}_bucket-storage/storage-size.json`;
+}

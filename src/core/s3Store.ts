@@ -225,13 +225,15 @@ export class S3Store {
     }
   }
 
-  /** The objects under `prefix`, a page (≤ 1,000) at a time. */
-  async *list(ref: BucketRef, prefix: string): AsyncGenerator<readonly ListedObject[]> {
+  /** The objects under `prefix` (after the key `startAfter`, when given), a page (≤ 1,000) at a time. */
+  async *list(ref: BucketRef, prefix: string, startAfter?: string): AsyncGenerator<readonly ListedObject[]> {
     let token: string | undefined;
     do {
       let out;
       try {
-        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+        out = await this.clientFor(ref.region).send(
+          new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token, ...(token === undefined && startAfter ? { StartAfter: startAfter } : {}) }),
+        );
       } catch (err) {
         throw storageError('ListObjectsV2', ref, prefix || undefined, err);
       }

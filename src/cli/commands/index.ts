@@ -8,6 +8,7 @@ import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
 import { restoreCommand } from './restore.ts';
+import { verifyCommand } from './verify.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
@@ -19,4 +20,5 @@ export const commands: Readonly<Record<string, Command>> = {
   restore: restoreCommand,
   delete: deleteCommand,
   status: statusCommand,
+  verify: verifyCommand,
 };
