@@ -40,6 +40,8 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_RESTORE_CONCURRENCY: { good: '4', bad: 'four', check: (c) => expect(c.restoreConcurrency).toBe(4) },
   S3_STORAGE_CLEANUP_DRY_RUN: { good: 'true', bad: 'dry', check: (c) => expect(c.cleanupDryRun).toBe(true) },
   S3_STORAGE_PLAIN_OBJECTS_BEFORE: { good: '2026-11-25T04:00:00Z', bad: 'last tuesday', check: (c) => expect(c.plainObjectsBefore?.toISOString()).toBe('2026-11-25T04:00:00.000Z') },
+  S3_STORAGE_DELETION_DELAY_HOURS: { good: '0', bad: '721', check: (c) => expect(c.deletionDelayHours).toBe(0) },
+  S3_STORAGE_UPLOAD_TIMEOUT_SECONDS: { good: '300', bad: '0', check: (c) => expect(c.uploadTimeoutSeconds).toBe(300) },
 };
 
 /** Variables that only make sense in pairs get their partner. */

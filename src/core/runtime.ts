@@ -8,9 +8,11 @@
 import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
 import { createClients, type ClientOptions, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
+import { openDeletionMarks, PendingDeletionsIndex, type DeletionMarks } from './deletionMarks/index.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { logger } from './logger.ts';
+import { findOtherRegistries, reportOtherPrefixes } from './otherPrefixes.ts';
 import { S3Store } from './s3Store.ts';
 
 export interface Runtime {
@@ -23,6 +25,10 @@ export interface Runtime {
   readonly keyRing: KeyRing;
   /** Every bucket ever used (with S3_STORAGE_STATE_BUCKET), or the current bucket alone (without it). */
   readonly registry: BucketRegistry;
+  /** Pending deletions, recorded as marks in the state bucket (or the current bucket without one). */
+  readonly deletions: DeletionMarks;
+  /** This process's view of the marks, for the upload path (listing reused for a few seconds). */
+  readonly pendingDeletions: PendingDeletionsIndex;
 }
 
 export interface RuntimeOptions {
@@ -38,8 +44,12 @@ export async function createRuntime(env: Readonly<Record<string, string | undefi
   const clients = createClients(config, options.clients);
   const store = new S3Store((region) => clients.s3(region));
   const roleStore = new S3Store((region) => clients.s3AsRole(region));
+  // Listed beside the registry read, not after it: no cold-start latency added.
+  const others = findOtherRegistries(roleStore, config);
   const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config, options.registry)]);
-  return { config, clients, store, roleStore, keyRing, registry };
+  reportOtherPrefixes(config.keyPrefix, registry, await others);
+  const deletions = openDeletionMarks(config, store, roleStore);
+  return { config, clients, store, roleStore, keyRing, registry, deletions, pendingDeletions: new PendingDeletionsIndex(deletions) };
 }
 
 let runtime: Promise<Runtime> | undefined;

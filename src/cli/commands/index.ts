@@ -8,6 +8,7 @@ import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
 import { restoreCommand } from './restore.ts';
+import { undeleteCommand } from './undelete.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
@@ -18,5 +19,6 @@ export const commands: Readonly<Record<string, Command>> = {
   serve: serveCommand,
   restore: restoreCommand,
   delete: deleteCommand,
+  undelete: undeleteCommand,
   status: statusCommand,
 };

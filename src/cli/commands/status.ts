@@ -1,6 +1,11 @@
-/** `status`: the registry of buckets, queue depths (with their DLQs) and segment objects per bucket. */
+/**
+ * `status`: the registry of buckets, queue depths (with their DLQs), segment objects per bucket, the pending
+ * deletions (count, oldest, next due) and the registries of other prefixes in the state bucket.
+ */
 import { GetQueueAttributesCommand, type QueueAttributeName, type SQSClient } from '@aws-sdk/client-sqs';
+import { readAllMarks, summarise } from '../../core/deletionMarks/index.ts';
 import { parseSegmentKey } from '../../core/objectKeys.ts';
+import { findOtherRegistries } from '../../core/otherPrefixes.ts';
 import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
 import type { BucketRef } from '../../core/s3Store.ts';
@@ -60,6 +65,8 @@ export const statusCommand: Command = {
       buckets,
       segmentsQueue: await queueDepths(runtime.clients.sqs, runtime.config.segmentsQueueUrl),
       deletionsQueue: await queueDepths(runtime.clients.sqs, runtime.config.deletionsQueueUrl),
+      pendingDeletions: { delayHours: runtime.config.deletionDelayHours, location: runtime.deletions.where, ...summarise(await readAllMarks(runtime.deletions)) },
+      otherRegistries: await findOtherRegistries(runtime.store, runtime.config),
     };
     ctx.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
     return 0;
