@@ -1,7 +1,8 @@
 /**
- * cleanup (scheduled): drains the deletions queue within the invocation's time budget and deletes each
- * announced segment's object from every registered bucket; then, at most hourly and within what time is left,
- * logs the storage used per bucket (src/cleanup/storageSizeLogger.ts). Answers with the run's report.
+ * cleanup (scheduled): within the invocation's time budget, carries out the deletion marks that are due
+ * (deleting their segments from every registered bucket) and drains the deletions queue into new marks, due
+ * after S3_STORAGE_DELETION_DELAY_HOURS; then, at most hourly and within what time is left, logs the storage
+ * used per bucket (src/cleanup/storageSizeLogger.ts). Answers with the run's report.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';

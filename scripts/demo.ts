@@ -72,6 +72,8 @@ async function main(): Promise<number> {
       S3_STORAGE_SEGMENTS_QUEUE_URL: queue.url,
       S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url,
       S3_STORAGE_STATE_BUCKET: 'bucket-storage-state',
+      // The demo shows deletions carried out in the run that marks them; deployments keep a grace period (72 h).
+      S3_STORAGE_DELETION_DELAY_HOURS: '0',
       LOG_LEVEL: 'WARN',
       // Metric lines (EMF) are for CloudWatch; the summary below says what they would measure.
       POWERTOOLS_METRICS_DISABLED: 'true',
@@ -147,7 +149,7 @@ async function main(): Promise<number> {
       await sendMessage(switched.clients.sqs, switched.config, { queue: 'deletions', schema: deletionAnnouncementSchema, what: 'deletion announcement', message: { version: 1, dataspace: 'demo', segmentId: id } });
     }
     const cleaned = await runCleanupOnce(switched, { budgetMs: 60_000 });
-    say(`cleanup: ${cleaned.completed} deletions done in ${cleaned.deleteRequests} DeleteObjects requests across ${Object.keys(cleaned.deletedPerBucket).length} buckets`);
+    say(`cleanup: ${cleaned.segmentsDeleted} segments deleted in ${cleaned.deleteRequests} DeleteObjects requests across ${Object.keys(cleaned.deletedPerBucket).length} buckets`);
     const count = async (b: string) => (await switched.clients.s3().send(new ListObjectsV2Command({ Bucket: b }))).KeyCount ?? 0;
     const afterOld = await count(bucket);
     const afterNew = await count(freshBucket);

@@ -47,6 +47,8 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   HTTP_PROXY_PORT: { good: '3128', bad: '70000' },
   HTTP_PROXY_USERNAME: { good: 'ops', bad: '' },
   HTTP_PROXY_PASSWORD: { good: 'proxy-secret', bad: '' },
+  S3_STORAGE_DELETION_DELAY_HOURS: { good: '0', bad: '721', check: (c) => expect(c.deletionDelayHours).toBe(0) },
+  S3_STORAGE_UPLOAD_TIMEOUT_SECONDS: { good: '300', bad: '0', check: (c) => expect(c.uploadTimeoutSeconds).toBe(300) },
 };
 
 /** Variables that only make sense in pairs get their partner. */

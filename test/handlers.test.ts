@@ -58,6 +58,8 @@ beforeAll(async () => {
     S3_STORAGE_RESTORE_ROOT: restoreRoot,
     S3_STORAGE_SEGMENTS_QUEUE_URL: segments.url,
     S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url,
+    // Deletions carried out by the run that marks them (the grace period has its own tests).
+    S3_STORAGE_DELETION_DELAY_HOURS: '0',
   });
   resetRuntime();
   handlers = {

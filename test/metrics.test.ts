@@ -83,6 +83,8 @@ beforeAll(async () => {
     S3_STORAGE_SOURCE_ROOT: join(root, 'src'),
     S3_STORAGE_RESTORE_ROOT: join(root, 'out'),
     S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url,
+    // No grace period: the run that marks a deletion also carries it out (the delay is tested in cleanup.test.ts).
+    S3_STORAGE_DELETION_DELAY_HOURS: '0',
     LOG_FORMAT: 'json',
   });
   resetRuntime();
@@ -148,14 +150,14 @@ describe('EMF metrics', () => {
     expect(lineWith(malformed, { function: 'fetch', outcome: 'failed' }).line).toMatchObject({ errorClass: 'InvalidMessageError' });
   });
 
-  it('a cleanup run: deletions done, kept, failed, messages left; the storage used per bucket', async () => {
+  it('a cleanup run: deletions marked, done, kept, failed, messages left; the storage used per bucket', async () => {
     const sqs = (await getRuntime()).clients.sqs;
     await sqs.send(new SendMessageCommand({ QueueUrl: deletions.url, MessageBody: JSON.stringify({ version: 1, dataspace: 'm', segmentId: 'seg-1' }) }));
     await sqs.send(new SendMessageCommand({ QueueUrl: deletions.url, MessageBody: 'not json' }));
     const lines = await emfOf(() => handlers.cleanup(scheduledEvent(servers.region), lambdaContext('cleanup', 60_000)));
     const run = lineWith(lines, { function: 'cleanup' });
-    expect(run.units).toMatchObject({ DeletionsDone: 'Count', DeletionsKept: 'Count', DeletionsFailed: 'Count', MessagesLeft: 'Count', MalformedMessages: 'Count' });
-    expect(run.line).toMatchObject({ DeletionsDone: 1, DeletionsKept: 0, DeletionsFailed: 0, MessagesLeft: 0, MalformedMessages: 1 });
+    expect(run.units).toMatchObject({ DeletionsMarked: 'Count', DeletionsDone: 'Count', DeletionsKept: 'Count', DeletionsFailed: 'Count', MessagesLeft: 'Count', MalformedMessages: 'Count' });
+    expect(run.line).toMatchObject({ DeletionsMarked: 1, DeletionsDone: 1, DeletionsKept: 0, DeletionsFailed: 0, MessagesLeft: 0, MalformedMessages: 1 });
     const size = lineWith(lines, { function: 'cleanup', bucket: BUCKET });
     expect(size.units).toEqual({ StoredObjects: 'Count', StoredBytes: 'Bytes' });
     // seg-1 was deleted by this run, before the size was measured: the bucket holds no segment any more.

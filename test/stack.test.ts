@@ -96,6 +96,9 @@ describe('packaged stack', () => {
       expect(p.Architectures).toEqual(['arm64']);
       expect(p.Handler).toBe(`dist/${fn.toLowerCase()}/index.handler`);
       expect(env(plain, fn)).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' }, S3_STORAGE_PLAIN_OBJECTS_BEFORE: '' });
+      // The grace period and the upload timeout (the age below which the sweep spares a multipart upload).
+      expect(String(env(plain, fn).S3_STORAGE_DELETION_DELAY_HOURS)).toBe('72');
+      expect(String(env(plain, fn).S3_STORAGE_UPLOAD_TIMEOUT_SECONDS)).toBe(String(resources(plain).UploadLambdaFunction!.Properties.Timeout));
     }
   });
 
@@ -128,6 +131,11 @@ describe('packaged stack', () => {
     expect(actions(plain, 'FetchRole')).not.toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).not.toContain('s3:AbortMultipartUpload');
+    // The upload's sweep lists the multipart uploads of its key.
+    expect(actions(plain, 'UploadRole')).toContain('s3:ListBucketMultipartUploads');
+    // Deletion marks: cleanup deletes them; upload rewrites them (cancellations) but deletes nothing.
+    const markDeletes = statements(plain, 'CleanupRole').filter((s) => s.Action.includes('s3:DeleteObject') && JSON.stringify(s.Resource).includes('StateBucket'));
+    expect(JSON.stringify(markDeletes)).toContain('/_bucket-storage/deletions/*');
     // Fetch writes nothing to the segment buckets: its only PutObject is on the registry object.
     const fetchPuts = statements(plain, 'FetchRole').filter((s) => s.Action.includes('s3:PutObject'));
     expect(JSON.stringify(fetchPuts)).toContain('_bucket-storage/registry.json');
@@ -255,6 +263,8 @@ describe('parameters', () => {
     [{ bucket: 'b-1', ...efs, securityGroupIds: '' }, /"securityGroupIds" is required with an EFS access point/],
     [{ bucket: 'b-1', ...efs, sourceRoot: '/data/segments' }, /"sourceRoot" must be a directory under \/mnt\//],
     [{ bucket: 'b-1', ...efs, efsAccessPointArn: 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/x' }, /"efsAccessPointArn" .* is not an EFS access point ARN/],
+    [{ bucket: 'b-1', deletionDelayHours: '721' }, /"deletionDelayHours" is "721"; expected a whole number of hours, 0\.\.720/],
+    [{ bucket: 'b-1', deletionDelayHours: '1.5' }, /"deletionDelayHours"/],
   ] as const)('%j is refused, naming the parameter', async (values, message) => {
     await expect(read(values)).rejects.toThrow(message);
   });

@@ -54,6 +54,8 @@ beforeAll(async () => {
     S3_STORAGE_SOURCE_ROOT: join(root, 'src'),
     S3_STORAGE_RESTORE_ROOT: join(root, 'out'),
     S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url,
+    // Deletions carried out by the run that marks them (the grace period has its own tests).
+    S3_STORAGE_DELETION_DELAY_HOURS: '0',
   };
 });
 afterAll(async () => {

@@ -4,7 +4,8 @@ import type { CleanupReport } from './runCleanup.ts';
 
 export function cleanupCounts(report: CleanupReport): CleanupCounts {
   return {
-    done: report.completed,
+    marked: report.marked,
+    done: report.segmentsDeleted,
     kept: report.dryRun ? report.left : 0,
     failed: report.failures.length,
     messagesLeft: report.left,

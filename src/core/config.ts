@@ -51,6 +51,11 @@ export interface Config {
   readonly restoreConcurrency: number;
   /** Cleanup reports what it would delete and deletes nothing. */
   readonly cleanupDryRun: boolean;
+  /** Grace period between a deletion announcement and the deletion, in hours (0..720). */
+  readonly deletionDelayHours: number;
+  /** The upload function's timeout in seconds: no upload runs longer, so an incomplete multipart upload
+   *  initiated longer ago than this is abandoned (its writer is dead) and may be aborted. */
+  readonly uploadTimeoutSeconds: number;
   /** SQS endpoint from the SDK's own AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL (local servers), if set. */
   readonly sqsEndpoint: string | undefined;
   /** KMS endpoint from AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL of the same environment, if set. */
@@ -100,6 +105,16 @@ export interface Staging {
   readonly region: string;
   readonly deleteAfterUpload: boolean;
 }
+
+/**
+ * Default grace period of deletions: 72 h. A bad batch of deletion announcements sent on a Friday evening is
+ * still undoable on Monday; Thanos and Mimir keep 48 h, LogScale keeps deleted files for days (7 by default).
+ * The cost is storage: the objects of deleted segments stay for 3 more days (≈10 % more with 30-day retention).
+ */
+export const DEFAULT_DELETION_DELAY_HOURS = 72;
+export const MAX_DELETION_DELAY_HOURS = 720;
+/** The upload function's default timeout (the stack's uploadTimeout), seconds. */
+export const DEFAULT_UPLOAD_TIMEOUT_SECONDS = 900;
 
 const bucketName = z.string().refine(isBucketName, BUCKET_NAME_MESSAGE);
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$|^[a-z0-9-]{2,32}$/, 'is not a region name; expected a form like eu-west-1');
@@ -236,6 +251,8 @@ const schema = z.strictObject({
   HTTP_PROXY_PORT: intIn(1, 65_535, '(TCP port)').optional(),
   HTTP_PROXY_USERNAME: z.string().min(1).optional(),
   HTTP_PROXY_PASSWORD: z.string().min(1).optional(),
+  S3_STORAGE_DELETION_DELAY_HOURS: intIn(0, MAX_DELETION_DELAY_HOURS, 'hours').optional(),
+  S3_STORAGE_UPLOAD_TIMEOUT_SECONDS: intIn(1, 43_200, 'seconds').optional(),
 });
 
 /** Every variable the loader knows, in the order of the README's table. */
@@ -452,6 +469,8 @@ export function loadConfig(env: Env = process.env): Config {
     partSize: (v.S3_STORAGE_PART_SIZE_MIB ?? 16) * 1024 * 1024,
     transferConcurrency: v.S3_STORAGE_TRANSFER_CONCURRENCY ?? 4,
     cleanupDryRun: v.S3_STORAGE_CLEANUP_DRY_RUN ?? false,
+    deletionDelayHours: v.S3_STORAGE_DELETION_DELAY_HOURS ?? DEFAULT_DELETION_DELAY_HOURS,
+    uploadTimeoutSeconds: v.S3_STORAGE_UPLOAD_TIMEOUT_SECONDS ?? DEFAULT_UPLOAD_TIMEOUT_SECONDS,
     sqsEndpoint: env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL || undefined,
     kmsEndpoint: env.AWS_ENDPOINT_URL_KMS || env.AWS_ENDPOINT_URL || undefined,
     awsRegion: env.AWS_REGION || v.S3_STORAGE_REGION,

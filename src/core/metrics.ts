@@ -10,7 +10,7 @@
  *   fetch, per restore        Restores (Count), RestoredBytes (Bytes), RestoreSeconds (Seconds),
  *     outcome restored |      RestoreThroughput (Megabytes/Second); `read` whole | range;
  *     failed                  failures also under {function, outcome, errorClass}
- *   cleanup, per run          DeletionsDone, DeletionsKept, DeletionsFailed, MessagesLeft, MalformedMessages (Count)
+ *   cleanup, per run          DeletionsMarked, DeletionsDone, DeletionsKept, DeletionsFailed, MessagesLeft, MalformedMessages (Count)
  *   cleanup, at most hourly   StoredObjects (Count), StoredBytes (Bytes), per `bucket` (storageSize.ts)
  *   every invocation          SdkRequests, SdkRetries, SdkThrottles (Count), SdkRetryDelay (Milliseconds)
  *
@@ -91,7 +91,9 @@ export function recordRestoreFailure(err: unknown, seconds: number): void {
 }
 
 export interface CleanupCounts {
-  /** Segments deleted from every registered bucket. */
+  /** Deletion announcements recorded as pending (deletion marks), due after the grace period. */
+  readonly marked: number;
+  /** Segments deleted from every registered bucket (marks that fell due). */
   readonly done: number;
   /** Deletions deliberately not carried out this run (dry run). */
   readonly kept: number;
@@ -104,6 +106,7 @@ export interface CleanupCounts {
 
 export function recordCleanup(counts: CleanupCounts): void {
   publish({ function: 'cleanup' }, [
+    ['DeletionsMarked', MetricUnit.Count, counts.marked],
     ['DeletionsDone', MetricUnit.Count, counts.done],
     ['DeletionsKept', MetricUnit.Count, counts.kept],
     ['DeletionsFailed', MetricUnit.Count, counts.failed],

@@ -8,9 +8,11 @@
 import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
 import { createClients, type ClientOptions, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
+import { openDeletionMarks, PendingDeletionsIndex, type DeletionMarks } from './deletionMarks/index.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { applyLogFormat, logger } from './logger.ts';
+import { findOtherRegistries, reportOtherPrefixes } from './otherPrefixes.ts';
 import { RequestStats } from './requestStats.ts';
 import { S3Store } from './s3Store.ts';
 
@@ -26,6 +28,10 @@ export interface Runtime {
   readonly registry: BucketRegistry;
   /** Requests, retries and throttles of every client, for the metrics of an invocation. */
   readonly requestStats: RequestStats;
+  /** Pending deletions, recorded as marks in the state bucket (or the current bucket without one). */
+  readonly deletions: DeletionMarks;
+  /** This process's view of the marks, for the upload path (listing reused for a few seconds). */
+  readonly pendingDeletions: PendingDeletionsIndex;
 }
 
 export interface RuntimeOptions {
@@ -50,8 +56,12 @@ export async function createRuntime(env: Readonly<Record<string, string | undefi
   });
   const store = new S3Store((region) => clients.s3(region));
   const roleStore = new S3Store((region) => clients.s3AsRole(region));
+  // Listed beside the registry read, not after it: no cold-start latency added.
+  const others = findOtherRegistries(roleStore, config);
   const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config, options.registry)]);
-  return { config, clients, store, roleStore, keyRing, registry, requestStats };
+  reportOtherPrefixes(config.keyPrefix, registry, await others);
+  const deletions = openDeletionMarks(config, store, roleStore);
+  return { config, clients, store, roleStore, keyRing, registry, requestStats, deletions, pendingDeletions: new PendingDeletionsIndex(deletions) };
 }
 
 let runtime: Promise<Runtime> | undefined;

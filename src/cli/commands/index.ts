@@ -9,6 +9,7 @@ import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
 import { restoreCommand } from './restore.ts';
 import { verifyCommand } from './verify.ts';
+import { undeleteCommand } from './undelete.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
@@ -19,6 +20,7 @@ export const commands: Readonly<Record<string, Command>> = {
   serve: serveCommand,
   restore: restoreCommand,
   delete: deleteCommand,
+  undelete: undeleteCommand,
   status: statusCommand,
   verify: verifyCommand,
 };

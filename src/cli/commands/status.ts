@@ -1,10 +1,13 @@
 /**
  * `status [--json]`: every registered bucket with the storage used in it (segment objects and bytes under the
- * prefix, from a paged listing; progress on a terminal) and which one is current, then the queue depths (with
- * their DLQs). A readable table by default; `--json` prints one JSON document for scripts.
+ * prefix, from a paged listing; progress on a terminal) and which one is current, the queue depths (with their
+ * DLQs), the pending deletions (count, oldest, next due) and the registries of other prefixes in the state
+ * bucket. A readable table by default; `--json` prints one JSON document for scripts.
  */
 import { GetQueueAttributesCommand, type QueueAttributeName, type SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
+import { readAllMarks, summarise, type PendingSummary } from '../../core/deletionMarks/index.ts';
+import { findOtherRegistries } from '../../core/otherPrefixes.ts';
 import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
 import type { BucketRef } from '../../core/s3Store.ts';
@@ -59,7 +62,27 @@ async function bucketStatus(runtime: Runtime, ref: BucketRef, progress: Progress
   }
 }
 
-function render(status: { prefix: string; encryption: string; buckets: readonly BucketStatus[]; segmentsQueue: QueueDepths | undefined; deletionsQueue: QueueDepths | undefined }): string {
+interface Status {
+  readonly prefix: string;
+  readonly encryption: string;
+  readonly buckets: readonly BucketStatus[];
+  readonly segmentsQueue: QueueDepths | undefined;
+  readonly deletionsQueue: QueueDepths | undefined;
+  readonly pendingDeletions: PendingSummary & { readonly delayHours: number; readonly location: string };
+  readonly otherRegistries: readonly string[];
+}
+
+function renderDeletions(d: Status['pendingDeletions'], others: readonly string[]): string {
+  const lines = [
+    `pending deletions (grace period ${d.delayHours} h, marks in ${d.location}): ${d.pending.toLocaleString('en-US')} pending, ${d.applying.toLocaleString('en-US')} being carried out` +
+      (d.oldest === undefined ? '' : `, oldest recorded ${d.oldest}, next due ${d.nextDue ?? '-'}`),
+  ];
+  for (const m of d.damaged) lines.push(`damaged deletion mark ${m.key}: ${m.error}`);
+  if (others.length > 0) lines.push(`registries of other prefixes in the state bucket: ${others.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function render(status: Status): string {
   const buckets = table(
     [
       ['BUCKET', 'REGION', 'SEGMENT OBJECTS', 'BYTES', ''],
@@ -74,11 +97,11 @@ function render(status: { prefix: string; encryption: string; buckets: readonly 
   const queue = (name: string, q: QueueDepths | undefined) =>
     q === undefined ? [name, '-', '-', '-', '(not configured)'] : [name, String(q.visible), String(q.inFlight), q.deadLetter === undefined ? '-' : String(q.deadLetter), q.maxReceiveCount === undefined ? '' : `DLQ after ${q.maxReceiveCount} receives`];
   const queues = table([['QUEUE', 'WAITING', 'IN FLIGHT', 'DEAD-LETTER', ''], queue('segments', status.segmentsQueue), queue('deletions', status.deletionsQueue)], new Set([1, 2, 3]));
-  return `prefix ${status.prefix === '' ? '(none)' : status.prefix}, encryption ${status.encryption}\n\n${buckets}\n\n${queues}\n`;
+  return `prefix ${status.prefix === '' ? '(none)' : status.prefix}, encryption ${status.encryption}\n\n${buckets}\n\n${queues}\n\n${renderDeletions(status.pendingDeletions, status.otherRegistries)}`;
 }
 
 export const statusCommand: Command = {
-  summary: 'storage used per registered bucket (current marked), queue depths; --json for scripts',
+  summary: 'storage used per registered bucket (current marked), queue depths, pending deletions; --json for scripts',
   usage: 'status [--json]',
   options: { json: { type: 'boolean' } },
   async run(ctx) {
@@ -88,12 +111,14 @@ export const statusCommand: Command = {
     // One bucket after the other: the progress line follows one listing at a time.
     for (const ref of await runtime.registry.all()) buckets.push(await bucketStatus(runtime, ref, progress));
     progress.done();
-    const status = {
+    const status: Status = {
       prefix: runtime.config.keyPrefix,
       encryption: runtime.config.encryption.mode,
       buckets,
       segmentsQueue: await queueDepths(runtime.clients.sqs, runtime.config.segmentsQueueUrl),
       deletionsQueue: await queueDepths(runtime.clients.sqs, runtime.config.deletionsQueueUrl),
+      pendingDeletions: { delayHours: runtime.config.deletionDelayHours, location: runtime.deletions.where, ...summarise(await readAllMarks(runtime.deletions)) },
+      otherRegistries: await findOtherRegistries(runtime.store, runtime.config),
     };
     ctx.stdout.write(ctx.values.json === true ? `${JSON.stringify(status, null, 2)}\n` : render(status));
     return 0;
