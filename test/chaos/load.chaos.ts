@@ -106,7 +106,8 @@ describe('load', () => {
     const missing = [...expected].filter((k) => !keys.includes(k));
     const extra = keys.filter((k) => !expected.has(k));
 
-    // Cleanup: every 10th good segment announced for deletion, run as the deployed function (invoke cleanup),
+    // Cleanup: every 10th good segment announced for deletion, run as the deployed function (invoke cleanup) with
+    // no grace period, so the deletions are carried out in the same run,
     // beside seeded keys of another cluster's prefix and foreign objects.
     const deleted = new Set(good.filter((_, i) => i % 10 === 0).map((g) => g.id));
     const seeded = await ForeignKeys.seed(runtime.clients.s3(), 'load-bucket', 'load', [...deleted]);
@@ -115,7 +116,7 @@ describe('load', () => {
     for (let i = 0; i < announcements.length; i += 10) {
       await runtime.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: deletions.url, Entries: announcements.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })) }));
     }
-    const cleanup = await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'invoke', 'cleanup', '--event', 'events/cleanup-scheduled.json'], { env: { ...process.env, ...env, S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url }, maxBuffer: 16 << 20 });
+    const cleanup = await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'invoke', 'cleanup', '--event', 'events/cleanup-scheduled.json'], { env: { ...process.env, ...env, S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' }, maxBuffer: 16 << 20 });
     const report = JSON.parse(cleanup.stdout) as { completed: number };
     const foreignGone = await seeded.missing();
 

@@ -88,7 +88,7 @@ async function inParallel(count: number, workers: number, task: (n: number) => P
 describe('uploads and a cleanup under S3 faults', () => {
   it(`${UPLOADS} uploads, then a cleanup of every 5th, with 10% of S3 requests failing, broken or stalled past the timeout: the rest stored exactly, the announced gone, nothing foreign touched`, async () => {
     const srcRoot = await mkdtemp(join(tmpdir(), 'bks-chaos-sources-'));
-    const uploader = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_SOURCE_ROOT: srcRoot, S3_STORAGE_PART_SIZE_MIB: '5', S3_STORAGE_CHUNK_LOG2: '16', S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url });
+    const uploader = await h.runtime({ S3_STORAGE_ENDPOINT_BASE: proxy.endpoint, S3_STORAGE_SOURCE_ROOT: srcRoot, S3_STORAGE_PART_SIZE_MIB: '5', S3_STORAGE_CHUNK_LOG2: '16', S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' });
     setRequestTimeout(uploader.clients.s3(), REQUEST_TIMEOUT_MS);
     const attempts = countAttempts(uploader.clients.s3());
     const before = { ...proxy.counts };
