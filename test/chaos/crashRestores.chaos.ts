@@ -53,6 +53,8 @@ beforeAll(async () => {
     S3_STORAGE_PART_SIZE_MIB: '5',
     // A killed restore's leftovers are abandoned after this long (the functions' timeout, shortened for the test).
     S3_STORAGE_UPLOAD_TIMEOUT_SECONDS: '1',
+    // big-plain is a plain object stored while encryption is on: readable as one written before encryption.
+    S3_STORAGE_PLAIN_OBJECTS_BEFORE: new Date(Date.now() + 3_600_000).toISOString(),
     LOG_LEVEL: 'ERROR',
   };
   const runtime = await createRuntime(env);

@@ -117,9 +117,11 @@ describe('uploads and a cleanup under S3 faults', () => {
     let completed = 0;
     let cleanupRuns = 0;
     for (; cleanupRuns < 20 && completed < bodies.length; cleanupRuns++) {
-      const report = await runCleanupOnce(uploader, { budgetMs: 120_000, visibilityTimeoutSeconds: 2 });
+      // Messages whose mark could not be written come back after the visibility timeout, for the next run; it is
+      // longer than a run's receiving, so no run receives a message twice.
+      const report = await runCleanupOnce(uploader, { budgetMs: 120_000, visibilityTimeoutSeconds: 10, waitTimeSeconds: 1 });
       completed += report.completed;
-      if (completed < bodies.length) await new Promise((r) => setTimeout(r, 2_100)); // kept messages come back
+      if (completed < bodies.length) await new Promise((r) => setTimeout(r, 10_100));
     }
     const faults = faultsSince(before);
     attempts.stop();
