@@ -4,7 +4,7 @@ import { parseSegmentKey } from '../../core/objectKeys.ts';
 import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
 import type { BucketRef } from '../../core/s3Store.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import * as z from 'zod';
 
 /** A queue's RedrivePolicy attribute, as SQS writes it. */
@@ -44,10 +44,15 @@ async function countSegments(runtime: Runtime, ref: BucketRef): Promise<number |
   }
 }
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   summary: 'registry, queue depths, segment objects per bucket',
   usage: 'status',
   options: {},
+  help: {
+    description: 'Prints, as JSON, the registry of buckets (which is current), the segment objects per bucket and the depths of both queues and their dead-letter queues. Reads the registry, never writes it.',
+    options: {},
+    examples: ['bucket-storage status'],
+  },
   async run(ctx) {
     const runtime = await createRuntime(ctx.env);
     const { registry } = runtime;
@@ -64,4 +69,4 @@ export const statusCommand: Command = {
     ctx.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
     return 0;
   },
-};
+});
