@@ -1,16 +1,18 @@
 /**
  * What a function needs at cold start, built once per process from the environment: the validated config,
- * the AWS clients, the S3 access layer, the key ring and the registry of buckets. Handlers call `getRuntime()`;
- * the CLI, the demo, the benches and tests build their own with `createRuntime(env)` so nothing leaks between
+ * the AWS clients, the S3 access layer, the key ring and the registry of buckets (read, never written, at cold
+ * start; `registrar` is the upload path's one way to add the current bucket, see registryWrites.ts). Handlers
+ * call `getRuntime()`; the CLI, the demo, the benches and tests build their own with `createRuntime(env)` so nothing leaks between
  * them. Because the registry is part of the runtime, no code path can search only the current bucket of a
  * multi-bucket history by forgetting to load it.
  */
-import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
+import { openBucketRegistry, type BucketRegistry } from './bucketRegistry.ts';
 import { createClients, type ClientOptions, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { logger } from './logger.ts';
+import { createRegistrar, type BucketRegistrar, type RegistrarOptions } from './registryWrites.ts';
 import { S3Store } from './s3Store.ts';
 
 export interface Runtime {
@@ -23,11 +25,13 @@ export interface Runtime {
   readonly keyRing: KeyRing;
   /** Every bucket ever used (with S3_STORAGE_STATE_BUCKET), or the current bucket alone (without it). */
   readonly registry: BucketRegistry;
+  /** Registers the current bucket before the first object is written there; only the upload path calls it. */
+  readonly registrar: BucketRegistrar;
 }
 
 export interface RuntimeOptions {
-  /** Options of the registry's cold-start read (tests: clock, back-off). */
-  readonly registry?: OpenRegistryOptions;
+  /** Options of the registrar's conditional writes (tests: clock, back-off). */
+  readonly registrar?: RegistrarOptions;
   /** Options of the client factory (tests: the permission harness instruments every client). */
   readonly clients?: ClientOptions;
 }
@@ -38,8 +42,10 @@ export async function createRuntime(env: Readonly<Record<string, string | undefi
   const clients = createClients(config, options.clients);
   const store = new S3Store((region) => clients.s3(region));
   const roleStore = new S3Store((region) => clients.s3AsRole(region));
-  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config, options.registry)]);
-  return { config, clients, store, roleStore, keyRing, registry };
+  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config)]);
+  // The registry is written with the role (state bucket); the bucket's existence is proved with the data credentials.
+  const registrar = createRegistrar({ registry: roleStore, buckets: store }, config, registry, options.registrar);
+  return { config, clients, store, roleStore, keyRing, registry, registrar };
 }
 
 let runtime: Promise<Runtime> | undefined;

@@ -6,7 +6,8 @@
  *   2. open the source (source.ts: a file is opened once, confined to its root) and check its size
  *   3. already stored? a copy in any registered bucket is acknowledged without a copy only when it holds this
  *      content, intact (its SHA-256: announced, or read from the source); otherwise refused (storedCopy.ts)
- *   4. abort what a crashed attempt left, then stream the object (writeObject.ts)
+ *   4. register the current bucket if this is its first object (a HEAD proves it exists; registryWrites.ts),
+ *      abort what a crashed attempt left, then stream the object (writeObject.ts)
  *   5. USING_EPHEMERAL_DISKS (or a staged copy to delete): read the object back before acknowledging (readBack.ts)
  *   6. S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD: delete the staged copy once the stored one is verified (stagedCopy.ts)
  */
@@ -22,7 +23,7 @@ import { checkStoredContent, checkStoredCopy, findStoredCopy } from './storedCop
 import { digestOf, writeSegmentObject } from './writeObject.ts';
 
 /** What an upload needs of the runtime (tests pass a store that wraps the real one). */
-export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry'> & {
+export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry' | 'registrar'> & {
   readonly store: Pick<S3Store, 'head' | 'get' | 'put' | 'abortIncompleteUploads'>;
   /** s3:// sources are read, and staged copies deleted, with the function's role. */
   readonly roleStore: Pick<S3Store, 'head' | 'get' | 'deleteObject'>;
@@ -71,6 +72,8 @@ export async function uploadSegment(runtime: UploadRuntime, announcement: Segmen
     }
 
     const target = runtime.registry.current;
+    // Registered before the object is written: a crash never leaves an object in a bucket the registry omits.
+    await runtime.registrar.ensureCurrentRegistered();
     // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind.
     await runtime.store.abortIncompleteUploads(target, key);
     const written = await writeSegmentObject(runtime, { target, key, identity, source, sha256: announcement.sha256, what });

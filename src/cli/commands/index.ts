@@ -7,6 +7,7 @@ import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
+import { registryCommand } from './registry.ts';
 import { restoreCommand } from './restore.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
@@ -19,4 +20,5 @@ export const commands: Readonly<Record<string, Command>> = {
   restore: restoreCommand,
   delete: deleteCommand,
   status: statusCommand,
+  registry: registryCommand,
 };
