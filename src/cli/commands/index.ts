@@ -7,6 +7,7 @@ import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
+import { redriveCommand } from './redrive.ts';
 import { registryCommand } from './registry.ts';
 import { restoreCommand } from './restore.ts';
 
@@ -21,4 +22,5 @@ export const commands: Readonly<Record<string, Command>> = {
   delete: deleteCommand,
   status: statusCommand,
   registry: registryCommand,
+  redrive: redriveCommand,
 };
