@@ -231,3 +231,15 @@ export class RegistryError extends BucketStorageError {
     super(message, options);
   }
 }
+
+/** The ingestion-node shipper's state file cannot be read, written or locked. */
+export class ShipStateError extends BucketStorageError {
+  readonly code = 'SHIP_STATE_INVALID';
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -6,6 +6,7 @@ import { enqueueCommand } from './enqueue.ts';
 import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
+import { shipCommand } from './ship.ts';
 import { statusCommand } from './status.ts';
 import { redriveCommand } from './redrive.ts';
 import { registryCommand } from './registry.ts';
@@ -16,6 +17,7 @@ export const commands: Readonly<Record<string, Command>> = {
   decrypt: decryptCommand,
   key: keyCommand,
   enqueue: enqueueCommand,
+  ship: shipCommand,
   invoke: invokeCommand,
   serve: serveCommand,
   restore: restoreCommand,
