@@ -7,6 +7,7 @@ import { invokeCommand } from './invoke.ts';
 import { keyCommand } from './key.ts';
 import { serveCommand } from './serve.ts';
 import { shipCommand } from './ship.ts';
+import { smokeCommand } from './smoke.ts';
 import { statusCommand } from './status.ts';
 import { redriveCommand } from './redrive.ts';
 import { registryCommand } from './registry.ts';
@@ -25,4 +26,5 @@ export const commands: Readonly<Record<string, Command>> = {
   status: statusCommand,
   registry: registryCommand,
   redrive: redriveCommand,
+  smoke: smokeCommand,
 };

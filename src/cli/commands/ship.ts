@@ -5,50 +5,24 @@
  */
 import { lstat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { isBucketName } from '../../core/bucketNames.ts';
 import { createClients } from '../../core/clients.ts';
 import { loadConfig, type Config } from '../../core/config.ts';
-import { ConfigError, LocationError } from '../../core/errors.ts';
-import { normalisePrefix, validateIdentifier } from '../../core/objectKeys.ts';
+import { LocationError } from '../../core/errors.ts';
+import { validateIdentifier } from '../../core/objectKeys.ts';
 import { S3Store } from '../../core/s3Store.ts';
 import { announceDeletions } from '../../ship/deletions.ts';
 import { identityOf, segmentName, type Layout, type SegmentFile } from '../../ship/layout.ts';
 import { Shipper, type ShipEvents } from '../../ship/shipper.ts';
 import { lockState, ShipState } from '../../ship/shipState.ts';
-import { InPlaceStager, S3Stager, type Stager } from '../../ship/stage.ts';
-import { defineCommand, UsageError, type CommandContext } from '../command.ts';
+import { defineCommand, UsageError, wholeNumberOption, type CommandContext } from '../command.ts';
 import { ProgressLine } from '../progressLine.ts';
+import { stagerFor } from '../stagingOption.ts';
 
 export const STATE_FILE = '.bucket-storage-ship.json';
 
-/** A whole-number option in min..max (decimal digits only), or undefined when absent. */
-function wholeNumber(ctx: CommandContext, name: string, min: number, max: number): number | undefined {
-  const v = ctx.values[name];
-  if (v === undefined) return undefined;
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : Number.NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`--${name} ${JSON.stringify(String(v))}: expected a whole number ${min}..${max}`);
-  return n;
-}
-
-/** The stager the options ask for: --staging s3://bucket/prefix, or in place under S3_STORAGE_SOURCE_ROOT. */
-function stagerFor(ctx: CommandContext, config: Config): Stager {
-  const staging = ctx.values.staging;
-  if (typeof staging === 'string') {
-    const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(staging);
-    if (!m || !isBucketName(m[1] ?? '')) throw new UsageError(`--staging ${JSON.stringify(staging)}: expected s3://bucket or s3://bucket/prefix`);
-    let prefix: string;
-    try {
-      prefix = normalisePrefix(m[2] ?? '');
-    } catch (err) {
-      throw new UsageError(`--staging ${JSON.stringify(staging)}: the prefix ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const clients = createClients(config);
-    return new S3Stager(new S3Store((region) => clients.s3(region)), config, { bucket: m[1] ?? '', region: config.region }, prefix);
-  }
-  if (config.sourceRoot === undefined) {
-    throw new ConfigError('S3_STORAGE_SOURCE_ROOT', 'without --staging, segments stay where they are and are announced as file:// sources: set S3_STORAGE_SOURCE_ROOT to the directory where the upload function sees DIR (its EFS mount), or pass --staging s3://bucket/prefix');
-  }
-  return new InPlaceStager(config.sourceRoot);
+function storeFor(config: Config): S3Store {
+  const clients = createClients(config);
+  return new S3Store((region) => clients.s3(region));
 }
 
 function dataspaceOption(ctx: CommandContext): string | undefined {
@@ -63,8 +37,13 @@ function events(ctx: CommandContext): ShipEvents & { done(): void } {
   let announced = 0;
   const staging = new Map<string, { bytes: number; size: number }>();
   const show = () => {
-    const bytes = [...staging.values()].reduce((a, s) => [a[0]! + s.bytes, a[1]! + s.size], [0, 0]);
-    progress.update(`ship: ${announced} announced · ${staging.size} staging ${(bytes[0]! / 1048576).toFixed(1)}/${(bytes[1]! / 1048576).toFixed(1)} MiB`);
+    let done = 0;
+    let total = 0;
+    for (const s of staging.values()) {
+      done += s.bytes;
+      total += s.size;
+    }
+    progress.update(`ship: ${announced} announced · ${staging.size} staging ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB`);
   };
   return {
     staging(file) {
@@ -107,7 +86,7 @@ async function shipFiles(ctx: CommandContext, config: Config, paths: readonly st
     files.push({ identity, path, relative: layout.dataspace === undefined ? `${identity.dataspace}/${identity.segmentId}` : identity.segmentId, size: info.size, mtimeMs: info.mtimeMs });
   }
   const ev = events(ctx);
-  const totals = await new Shipper({ layout: { root: '/' }, stager: stagerFor(ctx, config), sqs: createClients(config).sqs, config, settleMs: 0, concurrency: concurrencyOf(ctx), once: true, events: ev }).shipFiles(files);
+  const totals = await new Shipper({ layout: { root: '/' }, stager: stagerFor(ctx.values.staging, config, storeFor(config)), sqs: createClients(config).sqs, config, settleMs: 0, concurrency: concurrencyOf(ctx), once: true, events: ev }).shipFiles(files);
   ev.done();
   return totals.failed === 0 ? 0 : 1;
 }
@@ -117,7 +96,7 @@ async function watch(ctx: CommandContext, config: Config, dir: string): Promise<
   const info = await lstat(root).catch(() => undefined);
   if (!info?.isDirectory()) throw new LocationError(root, `--watch ${dir}: not a directory`);
   const statePath = typeof ctx.values.state === 'string' ? resolve(ctx.values.state) : join(root, STATE_FILE);
-  const stager = stagerFor(ctx, config);
+  const stager = stagerFor(ctx.values.staging, config, storeFor(config));
   const release = await lockState(statePath);
   const controller = new AbortController();
   const stop = () => controller.abort();
@@ -134,7 +113,7 @@ async function watch(ctx: CommandContext, config: Config, dir: string): Promise<
       state,
       sqs: createClients(config).sqs,
       config,
-      settleMs: (wholeNumber(ctx, 'settle', 0, 86_400) ?? 10) * 1000,
+      settleMs: (wholeNumberOption(ctx, 'settle', 0, 86_400) ?? 10) * 1000,
       concurrency: concurrencyOf(ctx),
       once,
       signal: controller.signal,
@@ -150,7 +129,7 @@ async function watch(ctx: CommandContext, config: Config, dir: string): Promise<
   }
 }
 
-const concurrencyOf = (ctx: CommandContext): number => wholeNumber(ctx, 'concurrency', 1, 16) ?? 2;
+const concurrencyOf = (ctx: CommandContext): number => wholeNumberOption(ctx, 'concurrency', 1, 16) ?? 2;
 
 export const shipCommand = defineCommand({
   summary: 'ingestion node: announces segment files as they complete (or listed deletions)',
