@@ -1,6 +1,8 @@
 /**
- * The --staging option of `ship` and `smoke`: `s3://bucket[/prefix]` stages segments in S3; without it they are
- * announced in place, as file:// under S3_STORAGE_SOURCE_ROOT (where the upload function sees them).
+ * The --staging option of `ship` and `smoke`: `s3://bucket[/prefix]` stages segments in S3 (signed like every
+ * staging request, by the role: `store` is the role's; in S3_STORAGE_STAGING_REGION when it is the configured
+ * staging bucket); without it they are announced in place, as file:// under S3_STORAGE_SOURCE_ROOT (where the
+ * upload function sees them).
  */
 import { isBucketName } from '../core/bucketNames.ts';
 import type { Config } from '../core/config.ts';
@@ -21,10 +23,12 @@ export function stagerFor(staging: unknown, config: Config, store: Pick<S3Store,
     } catch (err) {
       throw new UsageError(`--staging ${JSON.stringify(staging)}: the prefix ${err instanceof Error ? err.message : String(err)}`);
     }
-    return new S3Stager(store, config, { bucket, region: config.region }, prefix);
+    const region = config.staging?.bucket === bucket ? config.staging.region : config.region;
+    return new S3Stager(store, config, { bucket, region }, prefix);
   }
   if (config.sourceRoot === undefined) {
-    throw new ConfigError('S3_STORAGE_SOURCE_ROOT', 'without --staging, segments stay where they are and are announced as file:// sources: set S3_STORAGE_SOURCE_ROOT to the directory where the upload function sees them (its EFS mount), or pass --staging s3://bucket/prefix');
+    const hint = config.staging === undefined ? 's3://bucket/prefix' : `s3://${config.staging.bucket}/<prefix>`;
+    throw new ConfigError('S3_STORAGE_SOURCE_ROOT', `without --staging, segments stay where they are and are announced as file:// sources: set S3_STORAGE_SOURCE_ROOT to the directory where the upload function sees them (its EFS mount), or pass --staging ${hint}`);
   }
   return new InPlaceStager(config.sourceRoot);
 }

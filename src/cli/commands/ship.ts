@@ -20,9 +20,10 @@ import { stagerFor } from '../stagingOption.ts';
 
 export const STATE_FILE = '.bucket-storage-ship.json';
 
+/** Staging requests are the role's, like the upload function's reads of staged copies. */
 function storeFor(config: Config): S3Store {
   const clients = createClients(config);
-  return new S3Store((region) => clients.s3(region));
+  return new S3Store((region) => clients.s3AsRole(region));
 }
 
 function dataspaceOption(ctx: CommandContext): string | undefined {

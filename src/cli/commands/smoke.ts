@@ -27,7 +27,7 @@ export const smokeCommand = defineCommand({
     const runtime = await createRuntime(ctx.env);
     const restoreDir = runtime.config.restoreRoot;
     if (restoreDir === undefined) throw new ConfigError('S3_STORAGE_RESTORE_ROOT', 'S3_STORAGE_RESTORE_ROOT is not set: smoke restores the segment into it (any writable directory on this machine, e.g. /tmp)');
-    const stager = stagerFor(ctx.values.staging, runtime.config, runtime.store);
+    const stager = stagerFor(ctx.values.staging, runtime.config, runtime.roleStore);
     // The generated file: a temporary directory when staged in S3, else where this machine sees the source root.
     const dir = ctx.values.staging !== undefined ? tmpdir() : typeof ctx.values.dir === 'string' ? ctx.values.dir : (runtime.config.sourceRoot ?? tmpdir());
     await runSmoke(runtime, stager, {
