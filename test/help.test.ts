@@ -2,11 +2,11 @@
  * `bucket-storage <command> --help` for every command: exit 0, the usage line, one line per option, an example
  * that names the command. `restore --help` (which used to fail) also as an operator runs it, in a child process.
  */
-import { execFileSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { commands } from '../src/cli/commands/index.ts';
 import { main } from '../src/cli/main.ts';
+import { runProcess } from './support/runProcess.ts';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -41,8 +41,10 @@ describe('--help', () => {
     expect((await run(['constructor'])).code).toBe(2);
   });
 
-  it('restore --help as a child process', () => {
-    const out = execFileSync(process.execPath, ['bin/bucket-storage.mjs', 'restore', '--help'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  it('restore --help as a child process', async () => {
+    const run = await runProcess(process.execPath, ['bin/bucket-storage.mjs', 'restore', '--help'], { env: { PATH: process.env.PATH } });
+    expect(run.status).toBe(0);
+    const out = run.stdout;
     expect(out).toMatch(/^usage: bucket-storage restore --dataspace D --segment S --to URL/);
     expect(out).toMatch(/^ {2}--range +inclusive byte range/m);
   });
