@@ -321,7 +321,10 @@ describe('the README\'s package command', () => {
     const command = /^(npm run package[^\n#]*?)\s*(#.*)?$/m.exec(deploy)?.[1];
     expect(command).toBeDefined();
     rmSync('.serverless', { recursive: true, force: true });
-    await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
+    // STAGE names the stage as the README says; `example` is the stage of the committed params/example.yml.
+    await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, STAGE: 'example', AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
     for (const file of ['cloudformation-template-update-stack.json', 'upload.zip', 'fetch.zip', 'cleanup.zip']) expect(existsSync(join('.serverless', file))).toBe(true);
+    const template = readTemplate('.serverless');
+    expect(env(template, 'Upload')).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-a' });
   });
 });

@@ -3,7 +3,7 @@
  * what a fast failure sent there). SQS's own message move task where the server has it (AWS); otherwise
  * receive → SendMessageBatch to the queue → DeleteMessageBatch, which local servers (fauxqs, moto) support.
  * Both stop by themselves: the task when SQS reports it finished (or `timeoutMs`), the copy loop after as many
- * messages as the DLQ held when it started, or two empty receives in a row.
+ * messages as the DLQ held when it started (visible or in flight), or two empty receives in a row.
  */
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -34,9 +34,10 @@ export interface RedriveOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Messages in a queue (visible), as SQS approximates it. */
+/** Messages in a queue, visible or in flight (received by someone, e.g. a --dry-run), as SQS approximates it. */
 export async function depth(sqs: SQSClient, url: string): Promise<number> {
-  return Number((await queueAttributes(sqs, url, ['ApproximateNumberOfMessages'])).ApproximateNumberOfMessages ?? 0);
+  const a = await queueAttributes(sqs, url, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
+  return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
 
 /** The server does not know the message move task (fauxqs: InvalidAction; moto: not implemented). */
