@@ -16,7 +16,7 @@ const iam = createRequire(import.meta.url)('../stack/iam.js') as { statements: R
 
 /** The key part of the registry statement's resource (after the state bucket's name). */
 async function grantedRegistryKey(fn: string, prefix: string): Promise<string> {
-  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:encryptionKey': 'off', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
   const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
   const text = JSON.stringify(list.filter((s) => JSON.stringify(s.Resource).includes('StateBucket')));
   const match = /"\/([^"]*registry\.json)"/.exec(text);

@@ -224,6 +224,8 @@ describe('ship --deleted', () => {
     expect(run.stderr).toMatch(/line 27: deletion announcement: segmentId "bad id"/);
     const bodies = (await allMessages(deletions.url)).map((b) => JSON.parse(b) as { segmentId: string });
     expect(bodies.map((b) => b.segmentId).sort()).toEqual(Array.from({ length: 23 }, (_, i) => `seg-${i}`).sort());
+    const missing = await cli(['ship', '--deleted', join(root, 'no-such-list')]);
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/^bucket-storage ship: LocationError: --deleted .*no-such-list cannot be read/)]);
     const bare = await cli(['ship', '--deleted', '-', '--dataspace', 'logs'], {}, 'seg-x\nseg-y\n');
     expect([bare.code, JSON.parse(bare.stdout)]).toEqual([0, { announced: 2, notAnnounced: 0 }]);
   }, 60_000);

@@ -3,7 +3,8 @@
  * files, stages them (S3 or in place), announces them with size and SHA-256 and records progress in a state
  * file (src/ship/); or announces deletions from a list. Same configuration as every command.
  */
-import { lstat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { access, lstat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { createClients } from '../../core/clients.ts';
 import { loadConfig, type Config } from '../../core/config.ts';
@@ -167,7 +168,8 @@ export const shipCommand = defineCommand({
     if (modes !== 1) throw new UsageError('ship needs exactly one of --watch DIR, FILE…, --deleted FILE|-');
     if (typeof ctx.values.deleted === 'string') {
       const file = ctx.values.deleted;
-      const input = file === '-' ? ctx.stdin : (await import('node:fs')).createReadStream(file);
+      if (file !== '-') await access(file).catch((err: unknown) => Promise.reject(new LocationError(file, `--deleted ${file} cannot be read (${err instanceof Error ? err.message : String(err)})`, { cause: err })));
+      const input = file === '-' ? ctx.stdin : createReadStream(file);
       const totals = await announceDeletions(input, createClients(config).sqs, config, dataspaceOption(ctx));
       for (const p of totals.problems.slice(0, 20)) ctx.stderr.write(`ship: ${p}\n`);
       ctx.stdout.write(`${JSON.stringify({ announced: totals.announced, notAnnounced: totals.problems.length })}\n`);
