@@ -61,6 +61,11 @@ export class ListedBucketRegistry implements BucketRegistry {
     readonly current: BucketRef,
     /** Oldest first, as stored. */
     registered: readonly BucketRef[],
+    /**
+     * True when no registry is stored under this prefix yet (nothing was uploaded under it): a new prefix (or
+     * state bucket) starts a fresh history. Said at cold start when other prefixes have registries.
+     */
+    readonly fresh = false,
   ) {
     this.currentRegistered = registered.some((e) => sameBucket(e, current));
     this.entries = this.currentRegistered ? registered : [...registered, current];
@@ -127,5 +132,5 @@ export async function openBucketRegistry(store: Pick<S3Store, 'getSmall'>, confi
   const at = registryLocation(config);
   if (at === undefined) return new SingleBucketRegistry(current);
   const stored = await readRegistry(store, at);
-  return new ListedBucketRegistry(current, stored?.doc.buckets.map((b) => ({ bucket: b.bucket, region: b.region })) ?? []);
+  return new ListedBucketRegistry(current, stored?.doc.buckets.map((b) => ({ bucket: b.bucket, region: b.region })) ?? [], stored === undefined);
 }

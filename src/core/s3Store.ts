@@ -39,6 +39,16 @@ export interface ObjectInfo {
 export interface ListedObject {
   readonly key: string;
   readonly size: number;
+  readonly etag: string | undefined;
+  readonly lastModified: Date | undefined;
+}
+
+/** What the sweep of a key's incomplete multipart uploads did. */
+export interface SweepResult {
+  /** Uploads aborted: initiated before the cut-off, so their writer is dead. */
+  readonly aborted: number;
+  /** Uploads left alone: initiated after the cut-off, possibly a live twin's. */
+  readonly live: number;
 }
 
 export interface GetOptions {
@@ -57,6 +67,8 @@ export interface PutOptions {
   readonly checksumAlgorithm?: ChecksumAlgorithm;
   readonly partSize: number;
   readonly queueSize: number;
+  /** '*': S3 refuses (412) to create the object when the key exists (PutObject and CompleteMultipartUpload). */
+  readonly ifNoneMatch?: '*';
   /** Lets a caller stop an upload in flight; lib-storage aborts the multipart upload. */
   readonly abortSignal?: AbortSignal;
   readonly onProgress?: (loaded: number) => void;
@@ -82,6 +94,12 @@ export function storageError(operation: string, ref: BucketRef, key: string | un
     retryable,
     httpStatus: status,
   });
+}
+
+/** A conditional write that lost: 412 Precondition Failed, or 409 ConditionalRequestConflict (a concurrent
+ *  conditional write of the same key was in progress). */
+export function isConditionFailure(err: unknown): boolean {
+  return err instanceof StorageError && (err.httpStatus === 412 || err.httpStatus === 409);
 }
 
 function isNotFound(err: unknown): boolean {
@@ -151,6 +169,9 @@ export class S3Store {
         Key: key,
         Body: body,
         Metadata: options.metadata,
+        // lib-storage passes its params on to PutObject and to CompleteMultipartUpload, both of which take
+        // If-None-Match (test/writeOnce.test.ts sees the 412 of the second completion on moto_server).
+        ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
         ...(options.checksumAlgorithm ? { ChecksumAlgorithm: options.checksumAlgorithm } : {}),
         ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } : {}),
       },
@@ -161,18 +182,32 @@ export class S3Store {
       const out = await upload.done();
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
+      // An aborted upload (a deadline) is answered at once by lib-storage, which aborts the multipart upload only
+      // in the background, once the body ends: stop the body and abort it here, before answering, so no
+      // incomplete upload is left behind (a Lambda is frozen as soon as it answers).
+      body.destroy();
+      await this.abortMultipartUpload(ref, key, upload.uploadId);
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
     }
   }
 
+  /** Best effort: lib-storage may have aborted it already, or S3 completed it (NoSuchUpload either way). */
+  private async abortMultipartUpload(ref: BucketRef, key: string, uploadId: string | undefined): Promise<void> {
+    if (uploadId === undefined) return;
+    await this.clientFor(ref.region)
+      .send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: uploadId }))
+      .catch(() => undefined);
+  }
+
   /**
-   * Aborts the incomplete multipart uploads of exactly `key` (left by a process killed mid-upload) and returns
-   * how many. Servers without ListMultipartUploads (fauxqs) return undefined: the bucket's lifecycle rule then
-   * is what removes such parts.
+   * Aborts the incomplete multipart uploads of exactly `key` initiated before `initiatedBefore` (left by a
+   * process killed mid-upload: no writer runs longer than its function's timeout) and leaves younger ones
+   * alone, so a live twin writing the same key is never aborted. Servers without ListMultipartUploads (fauxqs)
+   * return undefined: the bucket's lifecycle rule then is what removes such parts.
    */
-  async abortIncompleteUploads(ref: BucketRef, key: string): Promise<number | undefined> {
+  async abortIncompleteUploads(ref: BucketRef, key: string, initiatedBefore: Date): Promise<SweepResult | undefined> {
     let listed;
     try {
       listed = await this.clientFor(ref.region).send(new ListMultipartUploadsCommand({ Bucket: ref.bucket, Prefix: key }));
@@ -181,16 +216,23 @@ export class S3Store {
       throw storageError('ListMultipartUploads', ref, key, err);
     }
     let aborted = 0;
+    let live = 0;
     for (const u of listed.Uploads ?? []) {
       if (u.Key !== key || u.UploadId === undefined) continue;
+      if (u.Initiated === undefined || u.Initiated.getTime() >= initiatedBefore.getTime()) {
+        live++;
+        continue;
+      }
       try {
         await this.clientFor(ref.region).send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: u.UploadId }));
         aborted++;
       } catch (err) {
+        // Already gone (completed or aborted by another sweep since the listing): nothing left to do.
+        if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') continue;
         throw storageError('AbortMultipartUpload', ref, key, err);
       }
     }
-    return aborted;
+    return { aborted, live };
   }
 
   /** A small object's body and ETag (e.g. the registry); undefined when it does not exist. */
@@ -222,17 +264,19 @@ export class S3Store {
     }
   }
 
-  /** The objects under `prefix`, a page (≤ 1,000) at a time. */
-  async *list(ref: BucketRef, prefix: string): AsyncGenerator<readonly ListedObject[]> {
+  /** The objects under `prefix` (after the key `startAfter`, when given), a page (≤ 1,000) at a time. */
+  async *list(ref: BucketRef, prefix: string, startAfter?: string): AsyncGenerator<readonly ListedObject[]> {
     let token: string | undefined;
     do {
       let out;
       try {
-        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+        out = await this.clientFor(ref.region).send(
+          new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token, ...(token === undefined && startAfter ? { StartAfter: startAfter } : {}) }),
+        );
       } catch (err) {
         throw storageError('ListObjectsV2', ref, prefix || undefined, err);
       }
-      yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0 }]));
+      yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0, etag: c.ETag, lastModified: c.LastModified }]));
       token = out.NextContinuationToken;
     } while (token);
   }
@@ -244,6 +288,26 @@ export class S3Store {
     } catch (err) {
       throw storageError('DeleteObject', ref, key, err);
     }
+  }
+
+  /**
+   * The distinct key prefixes that end with `delimiter` (S3's CommonPrefixes: any string may be a delimiter),
+   * e.g. every `<prefix>_bucket-storage/` of a state bucket in one listing, however many marks each holds.
+   */
+  async commonPrefixes(ref: BucketRef, delimiter: string): Promise<string[]> {
+    const found: string[] = [];
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Delimiter: delimiter, ContinuationToken: token }));
+      } catch (err) {
+        throw storageError('ListObjectsV2', ref, undefined, err);
+      }
+      for (const p of out.CommonPrefixes ?? []) if (p.Prefix !== undefined) found.push(p.Prefix);
+      token = out.NextContinuationToken;
+    } while (token);
+    return found;
   }
 
   /** Deletes up to 1,000 keys in one request; returns the keys S3 reported as failed, with reasons. */

@@ -89,7 +89,8 @@ export async function runSmoke(runtime: Runtime, stager: Stager, options: SmokeO
     options.say(`smoke 4/5: restored it from s3://${answer.bucket} and checked it: ${answer.bytesWritten} bytes, sha256 matches`);
 
     const deletionId = await sendMessage(runtime.clients.sqs, runtime.config, { queue: 'deletions', schema: deletionAnnouncementSchema, message: { version: 1, ...identity }, what: 'deletion announcement' });
-    options.say(`smoke 5/5: announced its deletion (message ${deletionId}); cleanup removes the object on its next run`);
+    const delay = runtime.config.deletionDelayHours;
+    options.say(`smoke 5/5: announced its deletion (message ${deletionId}); cleanup ${delay === 0 ? 'removes the object on its next run' : `marks it on its next run and removes the object ${delay} h later (S3_STORAGE_DELETION_DELAY_HOURS)`}`);
     options.say(`smoke: ok in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await rm(path, { force: true });

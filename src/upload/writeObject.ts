@@ -7,6 +7,11 @@
  * changed while it was read) errors the body and lib-storage aborts the multipart upload: no object appears.
  * A crash mid-upload leaves no object either (S3 shows a multipart object only on CompleteMultipartUpload), so
  * a redelivery starts clean. With an announced sha256, a format v1 object carries bks-mac (digestMac.ts).
+ *
+ * Write once, enforced by S3: the object is created with If-None-Match: * (PutObject, and CompleteMultipartUpload,
+ * to which lib-storage passes its params on), so it never overwrites an object: when a twin delivery of the same
+ * announcement created the key first, S3 answers 412 and the write ends as 'key-taken' (the caller then checks
+ * the object there as it checks any already-stored copy).
  */
 import { pipeline, type Readable } from 'node:stream';
 import type { Config } from '../core/config.ts';
@@ -15,7 +20,7 @@ import { StorageError } from '../core/errors.ts';
 import type { KeyEntry, KeyRing } from '../core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../core/objectMetadata.ts';
 import type { SegmentIdentity } from '../core/objectKeys.ts';
-import type { BucketRef, S3Store } from '../core/s3Store.ts';
+import { isConditionFailure, type BucketRef, type S3Store } from '../core/s3Store.ts';
 import { ciphertextSize, createEncryptStream, type EncryptStream } from '../core/format/index.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 import type { SegmentSource } from './source.ts';
@@ -38,10 +43,11 @@ export interface WriteRequest {
   readonly what: string;
 }
 
-export interface WrittenObject extends Written {
-  /** Hex SHA-256 of the plaintext, computed while streaming. */
-  readonly sha256: string;
-}
+/**
+ * What a write did: 'written' (with the plaintext's SHA-256, computed while streaming), or 'key-taken' when S3
+ * refused it because the key exists (with the SHA-256 of the content it tried to write, when it read it whole).
+ */
+export type WrittenObject = (Written & { readonly outcome: 'written'; readonly sha256: string }) | { readonly outcome: 'key-taken'; readonly sha256: string | undefined };
 
 /** Writes the segment's object in `request.target`; rejects leaving no object. */
 export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRequest): Promise<WrittenObject> {
@@ -66,11 +72,23 @@ export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRe
       checksumAlgorithm: 'CRC32',
       partSize: runtime.config.partSize,
       queueSize: runtime.config.transferConcurrency,
+      // Write once, enforced by S3: a twin delivery of the same announcement never overwrites the object.
+      ifNoneMatch: '*',
     });
   } catch (err) {
+    if (isConditionFailure(err)) return { outcome: 'key-taken', sha256: request.sha256 ?? plainSha ?? finishedDigest(meter) };
     put = await acceptLostCompletion(runtime, request, err, { storedSize, encrypt });
   }
-  return { storedSize, checksumCrc32: put.checksumCrc32, sha256: meter.sha256 };
+  return { outcome: 'written', storedSize, checksumCrc32: put.checksumCrc32, sha256: meter.sha256 };
+}
+
+/** The meter's digest when it read the whole source (a refused single PUT or completion: it did), else undefined. */
+function finishedDigest(meter: VerifyingMeter): string | undefined {
+  try {
+    return meter.sha256;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the expected digest of an upload is, for the meter's message. */

@@ -12,6 +12,8 @@ import { statusCommand } from './status.ts';
 import { redriveCommand } from './redrive.ts';
 import { registryCommand } from './registry.ts';
 import { restoreCommand } from './restore.ts';
+import { verifyCommand } from './verify.ts';
+import { undeleteCommand } from './undelete.ts';
 
 export const commands: Readonly<Record<string, Command>> = {
   encrypt: encryptCommand,
@@ -22,7 +24,9 @@ export const commands: Readonly<Record<string, Command>> = {
   invoke: invokeCommand,
   serve: serveCommand,
   restore: restoreCommand,
+  verify: verifyCommand,
   delete: deleteCommand,
+  undelete: undeleteCommand,
   status: statusCommand,
   registry: registryCommand,
   redrive: redriveCommand,

@@ -8,15 +8,16 @@ import { defineCommand, wholeNumberOption } from '../command.ts';
 
 export const serveCommand = defineCommand({
   summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
-  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S]',
-  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' } },
+  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S] [--cleanup-budget S]',
+  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' }, 'cleanup-budget': { type: 'string' } },
   help: {
-    description: "Runs the functions locally: polls S3_STORAGE_SEGMENTS_QUEUE_URL like Lambda's event source mapping (batches, partial failures, the queue's redrive) and runs cleanup on a timer when S3_STORAGE_DELETIONS_QUEUE_URL is set. Stops on SIGINT/SIGTERM after the batch in hand and prints its totals.",
+    description: "Runs the functions locally: polls S3_STORAGE_SEGMENTS_QUEUE_URL like Lambda's event source mapping (batches, partial failures, the queue's redrive) and runs cleanup on a timer when S3_STORAGE_DELETIONS_QUEUE_URL is set. Keeps polling through SQS failures (logged; it polls again after a pause). Stops on SIGINT/SIGTERM after the batch in hand and prints its totals.",
     options: {
       'batch-size': 'records per batch, 1..10 (default 10)',
       'retry-delay': 'seconds before a failed record is seen again (default: the queue\'s visibility timeout)',
       'until-idle': 'stop after N empty polls in a row (default: run until stopped)',
       'cleanup-every': 'seconds between cleanup runs (default 60)',
+      'cleanup-budget': "seconds each cleanup run may take, 2..900, as the cleanup function's timeout gives it in Lambda (default 60)",
     },
     examples: ['bucket-storage serve --until-idle 3'],
   },
@@ -27,10 +28,12 @@ export const serveCommand = defineCommand({
     const { handler } = await import('../../../functions/upload.ts');
     // Like the scheduled rule of the stack: the cleanup function runs on a timer when a deletions queue is set.
     const cleanupEvery = num('cleanup-every', 1, 86_400) ?? 60;
+    // Each run's time budget, as the cleanup function's timeout gives it in Lambda.
+    const cleanupBudget = num('cleanup-budget', 2, 900) ?? 60;
     const timers = config.deletionsQueueUrl === undefined ? [] : [{ everyMs: cleanupEvery * 1000, run: async () => {
       const cleanup = await import('../../../functions/cleanup.ts');
-      const report = await cleanup.handler(scheduledEvent(config.region), lambdaContext('cleanup', 60_000));
-      ctx.stderr.write(`serve: cleanup ${JSON.stringify({ received: report.received, completed: report.completed, left: report.left })}\n`);
+      const report = await cleanup.handler(scheduledEvent(config.region), lambdaContext('cleanup', cleanupBudget * 1000));
+      ctx.stderr.write(`serve: cleanup ${JSON.stringify({ received: report.received, marked: report.marked, completed: report.completed, left: report.left, marksApplied: report.marksApplied, segmentsDeleted: report.segmentsDeleted })}\n`);
     } }];
     const controller = new AbortController();
     const stop = () => controller.abort();

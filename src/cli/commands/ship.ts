@@ -148,7 +148,7 @@ export const shipCommand = defineCommand({
   },
   help: {
     description:
-      'Runs on an ingestion node. --watch DIR finds segment files DIR/<dataspace>/<segmentId> (DIR/<segmentId> with --dataspace), waits until each is complete (unchanged for --settle seconds), stages it (to --staging, or in place on a file system the upload function mounts at S3_STORAGE_SOURCE_ROOT), announces it with its size and SHA-256 and records it in a state file, so a restart neither misses nor repeats one. One JSON line per announced segment on stdout. ship FILE… announces these files now. ship --deleted sends deletion announcements for a list of <dataspace>/<segmentId> lines.',
+      'Runs on an ingestion node. --watch DIR finds segment files DIR/<dataspace>/<segmentId> (DIR/<segmentId> with --dataspace), waits until each is complete (unchanged for --settle seconds), stages it (to --staging, or in place on a file system the upload function mounts at S3_STORAGE_SOURCE_ROOT), announces it with its size and SHA-256 and records it in a state file, so a restart neither misses nor repeats one. One JSON line per announced segment on stdout. ship FILE… announces these files now. ship --deleted sends deletion announcements for a list of <dataspace>/<segmentId> lines (cleanup carries them out after the grace period, S3_STORAGE_DELETION_DELAY_HOURS; undelete cancels one until then).',
     arguments: { 'FILE…': 'segment files to announce now (complete ones), named like --watch names them' },
     options: {
       watch: 'the segment directory to watch',

@@ -8,12 +8,12 @@ import { defineCommand, wholeNumberOption } from '../command.ts';
 import { stagerFor } from '../stagingOption.ts';
 
 export const smokeCommand = defineCommand({
-  summary: 'after a deploy: announces a generated segment, waits for it, restores, checks and deletes it',
+  summary: 'after a deploy: announces a generated segment, waits for it, restores, checks it and announces its deletion',
   usage: 'smoke [--staging s3://BUCKET/PREFIX] [--dir DIR] [--size BYTES] [--timeout S] [--dataspace D]',
   options: { staging: { type: 'string' }, dir: { type: 'string' }, size: { type: 'string' }, timeout: { type: 'string' }, dataspace: { type: 'string' } },
   help: {
     description:
-      'Checks a deployment end to end with the same configuration as the functions: generates a small random segment, stages it (like ship), announces it, waits until the upload function stored it, restores it into S3_STORAGE_RESTORE_ROOT and compares size and SHA-256, then announces its deletion. Prints each step; exit 0 when all five pass, 1 with the failing step\'s error otherwise.',
+      'Checks a deployment end to end with the same configuration as the functions: generates a small random segment, stages it (like ship), announces it, waits until the upload function stored it, restores it into S3_STORAGE_RESTORE_ROOT and compares size and SHA-256, then announces its deletion (carried out after the grace period, S3_STORAGE_DELETION_DELAY_HOURS). Prints each step; exit 0 when all five pass, 1 with the failing step\'s error otherwise.',
     options: {
       staging: 's3://bucket/prefix to stage the segment under (default: in place under S3_STORAGE_SOURCE_ROOT)',
       dir: 'without --staging: where this machine sees S3_STORAGE_SOURCE_ROOT (default: the same path)',
