@@ -125,8 +125,9 @@ describe('with a two-bucket registry, a segment only in the old bucket is found 
     expect(await main(['status', '--json'], { env, stdout, stderr: new PassThrough() })).toBe(0);
     const status = JSON.parse(String(stdout.read())) as { buckets: { bucket: string; current: boolean; segments: number }[] };
     expect(status.buckets).toEqual([
-      { bucket: OLD, region: servers.region, current: false, segments: 2, bytes: expect.any(Number) },
-      { bucket: CURRENT, region: servers.region, current: true, segments: 0, bytes: 0 },
+      { bucket: OLD, region: servers.region, current: false, registered: true, segments: 2, bytes: expect.any(Number) },
+      // The entry points register nothing: the current bucket is listed, not yet registered (no upload there).
+      { bucket: CURRENT, region: servers.region, current: true, registered: false, segments: 0, bytes: 0 },
     ]);
   });
 

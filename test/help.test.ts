@@ -16,6 +16,12 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 describe('--help', () => {
+  it('covers every command, those of every issue included', () => {
+    expect(Object.keys(commands).sort()).toEqual(
+      ['decrypt', 'delete', 'encrypt', 'enqueue', 'invoke', 'key', 'redrive', 'registry', 'restore', 'serve', 'ship', 'smoke', 'status', 'undelete', 'verify'].sort(),
+    );
+  });
+
   it.each(Object.keys(commands))('%s --help: usage, every option on a line of its own, an example; exit 0', async (name) => {
     const command = commands[name]!;
     for (const argv of [[name, '--help'], [name, '-h'], ['help', name]]) {

@@ -7,7 +7,7 @@
  * every stack parameter; the troubleshooting table names every error class.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { CONFIG_VARIABLES } from '../src/core/config.ts';
 import * as errors from '../src/core/errors.ts';
-import { registryKey } from '../src/core/objectKeys.ts';
+import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
+import { formatSegmentKey, registryKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
 import { startCli, type CliChild } from './support/cliChild.ts';
@@ -71,6 +72,11 @@ const COVERAGE: Readonly<Record<string, Coverage>> = {
     because: 'moto cannot run a Lambda function without Docker; the rehearsal invokes the deployed fetch bundle with the created function\'s environment and an s3:// destination',
   },
   'npx bucket-storage status': { here: true },
+  'npx bucket-storage status --json': { here: true },
+  'npx bucket-storage verify --expect "$EXPECTED_LIST"': { here: true },
+  'npx bucket-storage verify --metadata --expect "$EXPECTED_LIST"': { here: true },
+  'npx bucket-storage delete --dataspace logs --segment seg-0002 --now --yes': { here: true },
+  'npx bucket-storage undelete --dataspace logs --segment seg-0001': { here: true },
   'npx bucket-storage redrive --dry-run': { here: true },
   'npx bucket-storage redrive': { here: true },
   'npx bucket-storage restore --dataspace logs --segment seg-0001 --to "$S3_STORAGE_RESTORE_ROOT/seg-0001"': { here: true },
@@ -180,6 +186,7 @@ beforeAll(async () => {
     S3_STORAGE_RESTORE_ROOT: join(root, 'restores'),
     SEGMENT_DIR: join(root, 'segments'),
     DELETED_LIST: join(root, 'deleted.txt'),
+    EXPECTED_LIST: join(root, 'expected.txt'),
     LOG_LEVEL: 'ERROR',
   };
   runtime = await createRuntime(env);
@@ -210,13 +217,20 @@ describe("the README's commands", () => {
   });
 
   it('an operator session on the embedded servers, in order: ship, smoke, restore, verify, triage and replay, status, retire, deletions', async () => {
-    // Hooking up the ingestion nodes: a complete segment in the watched directory.
+    // Hooking up the ingestion nodes: complete segments in the watched directory.
     const segment = join(root, 'segments', 'logs', 'seg-0001');
     await writeFile(segment, Buffer.alloc(300_000, 7));
-    await utimes(segment, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    await writeFile(join(root, 'segments', 'logs', 'seg-0002'), Buffer.alloc(100_000, 9));
+    for (const name of ['seg-0001', 'seg-0002']) await utimes(join(root, 'segments', 'logs', name), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
     const shipped = await runReadme('npx bucket-storage ship --watch "$SEGMENT_DIR" --staging s3://logs-staging/incoming/node-1 --once');
     expect(shipped.code, shipped.stderr).toBe(0);
-    expect(JSON.parse(shipped.stdout)).toMatchObject({ dataspace: 'logs', segmentId: 'seg-0001', size: 300_000 });
+    const lines = shipped.stdout.trim().split('\n').map((l) => JSON.parse(l) as { segmentId: string });
+    expect(lines.sort((a, b) => a.segmentId.localeCompare(b.segmentId))).toMatchObject([
+      { dataspace: 'logs', segmentId: 'seg-0001', size: 300_000 },
+      { dataspace: 'logs', segmentId: 'seg-0002', size: 100_000 },
+    ]);
+    const current = { bucket: 'logs-2026', region: servers.region };
+    const stored = async (segmentId: string) => (await runtime.store.head(current, formatSegmentKey('', { dataspace: 'logs', segmentId }))) !== undefined;
 
     // Deploy, step 5 (serve plays the deployed functions).
     const smoke = await runReadme('npx bucket-storage smoke --staging s3://logs-staging/smoke');
@@ -224,11 +238,20 @@ describe("the README's commands", () => {
     expect(smoke.stdout).toMatch(/^smoke: ok in /m);
 
     // Restore and verify.
+    await untilTrue(async () => (await stored('seg-0001')) && (await stored('seg-0002')), 'both shipped segments stored');
     const restored = await runReadme('npx bucket-storage restore --dataspace logs --segment seg-0001 --to "$S3_STORAGE_RESTORE_ROOT/seg-0001"');
     expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout)).toMatchObject({ bucket: 'logs-2026', size: 300_000 });
     const sum = await runReadme('sha256sum "$S3_STORAGE_RESTORE_ROOT/seg-0001"');
     expect(sum.stdout.split(' ')[0]).toBe(createHash('sha256').update(await readFile(segment)).digest('hex'));
+    await writeFile(env.EXPECTED_LIST ?? '', 'logs/seg-0001\nlogs/seg-0002\n');
+    const verified = await runReadme('npx bucket-storage verify --expect "$EXPECTED_LIST"');
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    // Both shipped segments and the smoke segment (its deletion is pending), in the two registered buckets.
+    expect(verified.stdout).toMatch(/^verified 3 objects in 2 buckets \(read and authenticated, .*\): 3 intact, 0 missing, 0 corrupt, 0 unreadable\n$/);
+    const checked = await runReadme('npx bucket-storage verify --metadata --expect "$EXPECTED_LIST"');
+    expect(checked.code, checked.stdout + checked.stderr).toBe(0);
+    expect(checked.stdout).toBe('verified 3 objects in 2 buckets (metadata only, no body read): 3 intact, 0 missing, 0 corrupt, 0 unreadable\n');
 
     // DLQ triage and replay: a malformed announcement is in the DLQ at once, with its reason.
     await runtime.clients.sqs.send(new SendMessageCommand({ QueueUrl: segments.url, MessageBody: '{"version":1,"dataspace":"logs"}' }));
@@ -240,23 +263,46 @@ describe("the README's commands", () => {
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ moved: 1, failed: 0 });
 
-    // Keeping up: as an operator types it, through npx in a shell.
+    // Keeping up: as an operator types it, through npx in a shell (a table), then as JSON.
     ran.add('npx bucket-storage status');
     const status = await runProcess('bash', ['-c', 'npx bucket-storage status'], { env: { ...process.env, ...env }, timeoutMs: 120_000 });
     expect(status.status, status.stderr).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ buckets: [{ bucket: 'logs-2025', segments: 0 }, { bucket: 'logs-2026', current: true }] });
+    expect(status.stdout).toMatch(/^logs-2025 +\S+ +0 +0 B$/m);
+    expect(status.stdout).toMatch(/^logs-2026 +\S+ +3 +.* current$/m);
+    // (The replayed malformed announcement is back in the DLQ at once.)
+    expect(status.stdout).toMatch(/^segments +\d+ +\d+ +\d+ +DLQ after 5 receives$/m);
+    const json = await runReadme('npx bucket-storage status --json');
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      buckets: [{ bucket: 'logs-2025', segments: 0, registered: true }, { bucket: 'logs-2026', current: true, registered: true, segments: 3 }],
+      pendingDeletions: { pending: 0, delayHours: 72 },
+    });
 
     // Retire a bucket: the empty one leaves the registry.
     const retired = await runReadme('npx bucket-storage registry remove logs-2025');
     expect(retired.code, retired.stderr).toBe(0);
     expect(JSON.parse(retired.stdout)).toMatchObject({ removed: { bucket: 'logs-2025' } });
 
-    // Deletions the cluster made.
+    // Deletions the cluster made: a pending deletion once the scheduled cleanup ran (played here), then undone.
     await writeFile(env.DELETED_LIST ?? '', 'logs/seg-0001\n');
     const deleted = await runReadme('npx bucket-storage ship --deleted "$DELETED_LIST"');
     expect([deleted.code, JSON.parse(deleted.stdout)]).toEqual([0, { announced: 1, notAnnounced: 0 }]);
-    const announced = await runtime.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: env.S3_STORAGE_DELETIONS_QUEUE_URL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    expect((announced.Messages ?? []).map((m) => m.Body)).toContain('{"version":1,"dataspace":"logs","segmentId":"seg-0001"}');
+    // The smoke segment's deletion announcement is in the queue too.
+    const cleaned = await runCleanupOnce(runtime, { budgetMs: 30_000 });
+    expect(cleaned).toMatchObject({ received: 2, marked: 2, delayHours: 72 });
+    const pending = await runReadme('npx bucket-storage status --json');
+    expect(JSON.parse(pending.stdout)).toMatchObject({ pendingDeletions: { pending: 2, applying: 0 } });
+    const undone = await runReadme('npx bucket-storage undelete --dataspace logs --segment seg-0001');
+    expect(undone.code, undone.stderr).toBe(0);
+    expect(JSON.parse(undone.stdout)).toMatchObject({ dataspace: 'logs', segmentId: 'seg-0001', cancelled: [expect.stringMatching(/^_bucket-storage\/deletions\//)] });
+    expect(JSON.parse((await runReadme('npx bucket-storage status --json')).stdout)).toMatchObject({ pendingDeletions: { pending: 1 } });
+
+    // Pending deletions: one segment deleted at once, skipping the grace period.
+    const now = await runReadme('npx bucket-storage delete --dataspace logs --segment seg-0002 --now --yes');
+    expect(now.code, now.stderr).toBe(0);
+    expect(JSON.parse(now.stdout)).toMatchObject({ dataspace: 'logs', segmentId: 'seg-0002', deletedNow: true });
+    expect(await stored('seg-0002')).toBe(false);
+    expect(await stored('seg-0001')).toBe(true);
 
     const here = Object.entries(COVERAGE).filter(([, how]) => 'here' in how).map(([c]) => c);
     expect(here.filter((c) => !ran.has(c))).toEqual([]);
@@ -277,7 +323,7 @@ describe("the README's tables", () => {
     const block = (yml.split('defaultParams:\n')[1] ?? '').split(/\n(?! {4})/)[0] ?? '';
     const params = [...block.matchAll(/^ {4}(\w+):/gm)].map((m) => m[1] ?? '');
     expect(params.length).toBeGreaterThan(20);
-    for (const name of [...CONFIG_VARIABLES, 'LOG_LEVEL']) expect(table, name).toContain(`\`${name}\``);
+    for (const name of [...CONFIG_VARIABLES, 'LOG_LEVEL', 'LOG_FORMAT', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']) expect(table, name).toContain(`\`${name}\``);
     for (const name of params) expect(table, name).toContain(`\`${name}\``);
   });
 

@@ -71,6 +71,8 @@ describe('only a successful upload registers a bucket', () => {
     const typo = { S3_STORAGE_BUCKET: 'reg-aa' };
     const status = await cli(['status'], typo);
     expect(status.code).toBe(0);
+    // Shown as the current bucket, not registered (the registry is unchanged below).
+    expect(status.stdout).toMatch(/^reg-aa +\S+ +\? +\? +current, not registered yet \(its first upload registers it\); unavailable: .*NoSuchBucket/m);
     const restore = await cli(['restore', '--dataspace', 'reg', '--segment', 'seg-1', '--to', join(root, 'out', 'by-cli')], typo);
     expect([restore.code, JSON.parse(restore.stdout).bucket]).toEqual([0, 'reg-a']);
     // The functions' cold starts, as Lambda runs them: the handler's runtime built from the process environment.

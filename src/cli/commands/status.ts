@@ -88,11 +88,12 @@ function render(status: Status): string {
   const buckets = table(
     [
       ['BUCKET', 'REGION', 'SEGMENT OBJECTS', 'BYTES', ''],
-      ...status.buckets.map((b) =>
-        'error' in b
-          ? [b.bucket, b.region, '?', '?', `unavailable: ${b.error}`]
-          : [b.bucket, b.region, b.segments.toLocaleString('en-US'), `${formatBytes(b.bytes)}`, b.current ? (b.registered ? 'current' : 'current, not registered yet (its first upload registers it)') : ''],
-      ),
+      ...status.buckets.map((b) => {
+        const role = b.current ? (b.registered ? 'current' : 'current, not registered yet (its first upload registers it)') : '';
+        return 'error' in b
+          ? [b.bucket, b.region, '?', '?', [role, `unavailable: ${b.error}`].filter((n) => n !== '').join('; ')]
+          : [b.bucket, b.region, b.segments.toLocaleString('en-US'), `${formatBytes(b.bytes)}`, role];
+      }),
     ],
     new Set([2, 3]),
   );
