@@ -46,6 +46,8 @@ async function emfOf(invoke: () => Promise<unknown>): Promise<Emf[]> {
     out.mockRestore();
     err.mockRestore();
   }
+  // Powertools warns on the console when a dimension is added twice: none of ours may.
+  expect(chunks.join('')).not.toContain('has already been added');
   return chunks.join('').split('\n').filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Emf);
 }
 
@@ -145,7 +147,10 @@ describe('EMF metrics', () => {
     expect(lineWith(range, { function: 'fetch', outcome: 'restored', read: 'range' }).line).toMatchObject({ Restores: 1, RestoredBytes: 1024 });
 
     const missing = await emfOf(() => invoke({ dataspace: 'm', segmentId: 'never-stored', destination: `file://${join(root, 'out', 'x')}` }));
-    expect(lineWith(missing, { function: 'fetch', outcome: 'failed' }).line).toMatchObject({ Restores: 1, errorClass: 'SegmentNotFoundError' });
+    const failed = lineWith(missing, { function: 'fetch', outcome: 'failed' });
+    expect(failed.line).toMatchObject({ Restores: 1, errorClass: 'SegmentNotFoundError' });
+    // Counted per function and outcome, and per error class.
+    expect(failed.line._aws.CloudWatchMetrics[0]?.Dimensions[1]?.sort()).toEqual(['errorClass', 'function', 'outcome', 'service']);
     const malformed = await emfOf(() => invoke({ dataspace: 'm', segmentId: '../x', destination: 'file:///x' }));
     expect(lineWith(malformed, { function: 'fetch', outcome: 'failed' }).line).toMatchObject({ errorClass: 'InvalidMessageError' });
   });

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListedBucketRegistry } from '../src/core/bucketRegistry.ts';
 import { RegistryError, StorageError } from '../src/core/errors.ts';
-import { formatSegmentKey, registryKey } from '../src/core/objectKeys.ts';
+import { deletionMarksPrefix, formatSegmentKey, registryKey } from '../src/core/objectKeys.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
@@ -32,7 +32,16 @@ afterAll(async () => servers?.stop());
 
 const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: 'ds', segmentId });
 
+/** The segment objects of a bucket (the deletion marks live there too without a state bucket: see marksIn). */
 async function keysIn(bucket: string): Promise<string[]> {
+  return (await allKeys(bucket)).filter((k) => !k.startsWith(deletionMarksPrefix('')));
+}
+
+async function marksIn(bucket: string): Promise<string[]> {
+  return (await allKeys(bucket)).filter((k) => k.startsWith(deletionMarksPrefix('')));
+}
+
+async function allKeys(bucket: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const page of direct.store.list({ bucket, region: servers.region }, '')) keys.push(...page.map((o) => o.key));
   return keys.sort();
@@ -89,8 +98,9 @@ async function perKeyErrorDouble(deny: (bucket: string, key: string) => string |
 }
 
 describe('per-key DeleteObjects errors', () => {
-  // Broken on purpose: S3Store.deleteBatch ignoring the answer's Errors acknowledges s2 and s3 in the first run.
-  it('keys a bucket refused stay, their messages stay for the next run, which completes them; the other keys and messages are done at once', async () => {
+  // Broken on purpose: S3Store.deleteBatch ignoring the answer's Errors removes the mark in the first run, and s2
+  // and s3 stay stored for good.
+  it('keys a bucket refused stay, and so does their deletion mark, which the next run completes; the other keys are deleted at once', async () => {
     const buckets = ['perkey-a', 'perkey-b'];
     for (const bucket of buckets) for (const id of ['s1', 's2', 's3', 's4']) await direct.clients.s3().send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(id), Body: 'x' }));
     await direct.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue.url, Entries: ['s1', 's2', 's3', 's4'].map((id, i) => ({ Id: String(i), MessageBody: JSON.stringify({ version: 1, dataspace: 'ds', segmentId: id }) })) }));
@@ -102,23 +112,25 @@ describe('per-key DeleteObjects errors', () => {
       if (bucket === 'perkey-a' && key === keyOf('s3')) return 'InternalError';
       return undefined;
     });
-    const viaDouble = await createRuntime({ ...servers.env(), S3_STORAGE_ENDPOINT_BASE: double.endpoint, S3_STORAGE_BUCKET: 'perkey-a', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_DELETIONS_QUEUE_URL: queue.url });
+    const viaDouble = await createRuntime({ ...servers.env(), S3_STORAGE_ENDPOINT_BASE: double.endpoint, S3_STORAGE_BUCKET: 'perkey-a', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_DELETIONS_QUEUE_URL: queue.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' });
     const refs = buckets.map((bucket) => ({ bucket, region: servers.region }));
     const ctx = { ...viaDouble, registry: new ListedBucketRegistry(refs[0]!, refs) };
 
-    const first = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1 });
-    expect(first).toMatchObject({ received: 4, completed: 2, left: 2, malformed: 0 });
+    const first = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1, waitTimeSeconds: 0 });
+    // No grace period: the four deletions are marked (their messages removed) and carried out in the same run.
+    expect(first).toMatchObject({ received: 4, completed: 4, left: 0, malformed: 0, marked: 4, segmentsDeleted: 2, marksApplied: 0 });
     expect([...first.failures].sort()).toEqual([`s3://perkey-a/${keyOf('s3')}: InternalError: InternalError (per-key error of the double)`, `s3://perkey-b/${keyOf('s2')}: AccessDenied: AccessDenied (per-key error of the double)`]);
     expect(first.deletedPerBucket).toEqual({ 'perkey-a': 3, 'perkey-b': 3 });
     expect(await keysIn('perkey-a')).toEqual([keyOf('s3')]);
     expect(await keysIn('perkey-b')).toEqual([keyOf('s2')]);
+    expect(await marksIn('perkey-a')).toHaveLength(1);
 
     refusing = false;
-    await new Promise((r) => setTimeout(r, 1_200)); // the kept messages become visible again
-    const second = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1 });
-    expect(second).toMatchObject({ received: 2, completed: 2, left: 0 });
+    const second = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1, waitTimeSeconds: 0 });
+    expect(second).toMatchObject({ received: 0, marksApplied: 1, segmentsDeleted: 4, failures: [] });
     expect(await keysIn('perkey-a')).toEqual([]);
     expect(await keysIn('perkey-b')).toEqual([]);
+    expect(await marksIn('perkey-a')).toEqual([]);
     const depth = await direct.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
     expect(Number(depth.Attributes?.ApproximateNumberOfMessages) + Number(depth.Attributes?.ApproximateNumberOfMessagesNotVisible)).toBe(0);
     expect(double.denied.sort()).toEqual([`perkey-a/${keyOf('s3')}`, `perkey-b/${keyOf('s2')}`]);

@@ -33,8 +33,14 @@ const MiB = 1024 * 1024;
 
 /** One EMF line: `values` under `dimensions` (and, when given, also under `dimensions` + `detail`). */
 function publish(dimensions: Readonly<Record<string, string>>, values: Values, detail?: Readonly<Record<string, string>>): void {
-  for (const [name, value] of Object.entries(dimensions)) metrics.addDimension(name, value);
-  if (detail !== undefined) metrics.addDimensions({ ...dimensions, ...detail });
+  if (detail === undefined) {
+    for (const [name, value] of Object.entries(dimensions)) metrics.addDimension(name, value);
+  } else {
+    // Two dimension sets, both through addDimensions: adding the second set's names with addDimension first
+    // makes Powertools warn on stdout that each is "already added" (the EMF line is the same either way).
+    metrics.addDimensions(dimensions);
+    metrics.addDimensions({ ...dimensions, ...detail });
+  }
   for (const [name, unit, value] of values) metrics.addMetric(name, unit, value);
   metrics.publishStoredMetrics();
 }

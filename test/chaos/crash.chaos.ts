@@ -28,7 +28,7 @@ import { patternStream } from '../support/sourceData.ts';
 import { ContentChecks, ForeignKeys, restartedUploads, uploadPhase, type PhaseSnapshot } from './observe.ts';
 import { recordChaos, scaled } from './summary.ts';
 
-const SEGMENTS = scaled(120, 30);
+const SEGMENTS = scaled(200, 30);
 const KILLS = scaled(20, 8);
 const MiB = 1024 * 1024;
 /** Nine in ten segments are multipart at 5 MiB parts (3–4 parts); one in ten is small (one PUT). */

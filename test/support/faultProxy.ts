@@ -1,7 +1,7 @@
 /**
  * A fault-injecting HTTP proxy between the SDK clients and a local S3/SQS server, for the chaos suite and the
  * tests of failure paths. It forwards every request to `target`, and for a chosen share of chosen operations
- * answers instead with an S3 error (500 InternalError, 503 SlowDown, 403 AccessDenied, 412 PreconditionFailed),
+ * (S3's by method and path, SQS's by X-Amz-Target) answers instead with an S3 error (500 InternalError, 503 SlowDown, 403 AccessDenied, 412 PreconditionFailed),
  * resets the connection mid-body, stalls, cuts the response short, or forwards the request and then loses the
  * answer (the server did the work, the client sees a 500). Deterministic for a given seed, bounded (faults stop
  * after `maxFaults`), and it counts what it did and logs every request it saw.
@@ -19,8 +19,11 @@ import type { AddressInfo } from 'node:net';
 export type FaultKind = 'status500' | 'slowDown503' | 'status403' | 'status412' | 'resetMidBody' | 'stall' | 'cutShort' | 'answerLost';
 
 export interface FaultRule {
-  /** Which requests may be hit: method and a test on the path+query. */
-  readonly match: (method: string, url: string) => boolean;
+  /**
+   * Which requests may be hit: method, path+query, and the X-Amz-Target header (SQS's JSON protocol names the
+   * operation there, e.g. `AmazonSQS.ReceiveMessage`; '' for S3).
+   */
+  readonly match: (method: string, url: string, target: string) => boolean;
   readonly kinds: readonly FaultKind[];
   /** Share of matching requests that get a fault, 0..1. */
   readonly rate: number;
@@ -96,10 +99,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let faults = 0;
   let enabled = true;
 
-  const pickFault = (method: string, url: string): FaultKind | undefined => {
+  const pickFault = (method: string, url: string, operation: string): FaultKind | undefined => {
     if (!enabled || faults >= maxFaults) return undefined;
     for (const rule of options.rules) {
-      if (!rule.match(method, url)) continue;
+      if (!rule.match(method, url, operation)) continue;
       if (random() >= rule.rate) return undefined;
       const kind = rule.kinds[Math.floor(random() * rule.kinds.length)];
       if (kind !== undefined) faults++;
@@ -177,7 +180,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const server: Server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
-    const fault = pickFault(method, url);
+    const amzTarget = req.headers['x-amz-target'];
+    const fault = pickFault(method, url, typeof amzTarget === 'string' ? amzTarget : '');
     const range = req.headers.range;
     const entry: ProxiedRequest = { method, url, range: typeof range === 'string' ? range : undefined, fault, startedAt: now(), endedAt: undefined, status: undefined, uploadId: undefined };
     log.push(entry);
