@@ -27,11 +27,14 @@ function logs(p, fn) {
   return allow(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], [join('arn:aws:logs:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:log-group:/aws/lambda/bucket-storage-${p.stage}-${fn}:*`)]);
 }
 
-/** The registry: read and conditionally written by every cold start; ListBucket so a missing registry is a 404. */
-function registry(p) {
+/**
+ * The registry: read by every cold start (ListBucket so a missing registry is a 404); conditionally written only
+ * by upload, which registers the current bucket before its first object there (src/core/registryWrites.ts).
+ */
+function registry(p, { write }) {
   return [
     allow(['s3:ListBucket'], [join('arn:aws:s3:::', { Ref: 'StateBucket' })]),
-    allow(['s3:GetObject', 's3:PutObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/registry.json`)]),
+    allow(write ? ['s3:GetObject', 's3:PutObject'] : ['s3:GetObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/registry.json`)]),
   ];
 }
 
@@ -85,8 +88,9 @@ const statements = {
     const p = await readParams(resolveVariable);
     return [
       logs(p, 'upload'),
-      ...registry(p),
-      // "Already stored?" HEADs the key in every registered bucket.
+      ...registry(p, { write: true }),
+      // "Already stored?" HEADs the key in every registered bucket (and the current bucket is HEADed, which is
+      // ListBucket, before it is registered).
       allow(['s3:ListBucket'], bucketArns(p.buckets)),
       allow(['s3:GetObject'], objects(p.buckets)),
       // Writes go to the current bucket only; a crashed attempt's parts are listed and aborted first.
@@ -95,6 +99,8 @@ const statements = {
       deletionMarks(p, ['s3:GetObject', 's3:PutObject']),
       ...staging(p),
       pollQueue('SegmentsQueue'),
+      // A record that can never succeed is sent to the DLQ at once (src/upload/deadLetter.ts).
+      allow(['sqs:SendMessage'], [{ 'Fn::GetAtt': ['SegmentsDeadLetterQueue', 'Arn'] }]),
       ...(p.kmsKeyArn ? [allow(['kms:GenerateDataKey', 'kms:Decrypt'], [p.kmsKeyArn])] : []),
       ...secretKey(p),
       ...(p.efs?.upload ? [efsMount(p, p.efs.upload, false)] : []),
@@ -104,7 +110,7 @@ const statements = {
     const p = await readParams(resolveVariable);
     return [
       logs(p, 'fetch'),
-      ...registry(p),
+      ...registry(p, { write: false }),
       allow(['s3:ListBucket'], bucketArns(p.buckets)),
       allow(['s3:GetObject'], objects(p.buckets)),
       ...(p.restoreBucket ? [allow(['s3:PutObject', 's3:AbortMultipartUpload'], objects([p.restoreBucket]))] : []),
@@ -120,7 +126,7 @@ const statements = {
     const p = await readParams(resolveVariable);
     return [
       logs(p, 'cleanup'),
-      ...registry(p),
+      ...registry(p, { write: false }),
       // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket to decide what to delete.
       allow(['s3:DeleteObject'], objects(p.buckets)),
       ...sizeLogger(p),

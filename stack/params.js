@@ -6,6 +6,8 @@
 // template.
 'use strict';
 
+const { stageValues } = require('./stageParams.js');
+
 class StackParameterError extends Error {
   constructor(message) {
     super(message);
@@ -119,6 +121,25 @@ async function efsOf(resolveVariable) {
   };
 }
 
+const KMS_SECRET = /^kms:[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * encryptionKey has no default: the stack stores plain copies only when told so. A plain secret is refused (the
+ * template would hold it): the secret goes in encrypted with KMS, `kms:<base64 ciphertext>`.
+ */
+function encryptionOf(encryptionKey, previousEncryptionKeys) {
+  if (encryptionKey === '') {
+    throw new StackParameterError('the stack parameter "encryptionKey" has no default: pass --param="encryptionKey=kms:<base64 ciphertext>" (the secret encrypted with KMS), or --param="encryptionKey=off" to store segments unencrypted (or set it in params/<stage>.yml)');
+  }
+  if (encryptionKey !== 'off' && !KMS_SECRET.test(encryptionKey)) {
+    throw new StackParameterError('the stack parameter "encryptionKey" is neither kms:<base64 ciphertext> nor off: a plain secret would sit in the template; encrypt it once (aws kms encrypt --key-id <key> --plaintext fileb://secret --query CiphertextBlob --output text) and pass kms:<that>');
+  }
+  for (const key of list(previousEncryptionKeys)) {
+    if (!KMS_SECRET.test(key)) throw new StackParameterError('the stack parameter "previousEncryptionKeys" holds a value that is not kms:<base64 ciphertext>: encrypt each previous secret with KMS, as for encryptionKey');
+  }
+  return encryptionKey === 'off' ? 'off' : 'kms';
+}
+
 /** The grace period of deletions (S3_STORAGE_DELETION_DELAY_HOURS): a whole number of hours, 0..720. */
 function deletionDelayHours(value) {
   const hours = Number(value === '' ? '72' : value);
@@ -137,6 +158,7 @@ async function parseParams(resolveVariable) {
   const restoreBucket = await text(resolveVariable, 'restoreBucket');
   return {
     stage: String(await resolveVariable('sls:stage')),
+    encryption: encryptionOf(await text(resolveVariable, 'encryptionKey'), await text(resolveVariable, 'previousEncryptionKeys')),
     bucket,
     buckets,
     keyPrefix: keyPrefix(await text(resolveVariable, 'objectKeyPrefix')),
@@ -150,7 +172,7 @@ async function parseParams(resolveVariable) {
 }
 
 /** What the other resolvers read while `check` reports a bad parameter (packaging then fails). */
-const PLACEHOLDER = Object.freeze({ stage: 'invalid', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined, deletionDelayHours: 72 });
+const PLACEHOLDER = Object.freeze({ stage: 'invalid', encryption: 'off', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined, deletionDelayHours: 72 });
 
 /** The checked parameters; placeholders when they are bad (`check` reports that). */
 async function readParams(resolveVariable) {
@@ -162,9 +184,26 @@ async function readParams(resolveVariable) {
   }
 }
 
-/** serverless.yml custom.parameters: throws the StackParameterError of a bad parameter, else 'checked'. */
-async function check({ resolveVariable }) {
-  await parseParams(resolveVariable);
+/** Names given (on the command line, in params/<stage>.yml) that are not parameters: typos, never ignored. */
+async function unknownNames(resolveVariable, options) {
+  const known = new Set(Object.keys((await resolveVariable('self:custom.defaultParams')) || {}));
+  const { file, values } = await stageValues(resolveVariable);
+  const given = [
+    ...[].concat(options.param || []).map((p) => [String(p).split('=')[0], 'on the command line']),
+    ...Object.keys(values).map((name) => [name, `in ${file}`]),
+  ];
+  const unknown = given.find(([name]) => !known.has(name));
+  if (unknown) throw new StackParameterError(`the stack parameter "${unknown[0]}" (${unknown[1]}) is not one of this stack's parameters (a typo?); they are listed in serverless.yml custom.defaultParams`);
+}
+
+/**
+ * serverless.yml custom.parameters: throws the StackParameterError of a bad parameter, else 'checked'. Says so,
+ * once, when the segments will be stored unencrypted.
+ */
+async function check({ resolveVariable, options }) {
+  await unknownNames(resolveVariable, options || {});
+  const p = await parseParams(resolveVariable);
+  if (p.encryption === 'off') process.stderr.write(`bucket-storage: encryption is off (encryptionKey=off): stage ${p.stage} stores plain copies of the segments\n`);
   return 'checked';
 }
 

@@ -29,6 +29,7 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_STATE_BUCKET: { good: 'state-bucket', bad: 'x', check: (c) => expect(c.stateBucket).toBe('state-bucket') },
   S3_STORAGE_SEGMENTS_QUEUE_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/segments', bad: 'segments', check: (c) => expect(c.segmentsQueueUrl).toContain('segments') },
   S3_STORAGE_DELETIONS_QUEUE_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/deletions', bad: 'not a url', check: (c) => expect(c.deletionsQueueUrl).toContain('deletions') },
+  S3_STORAGE_SEGMENTS_DLQ_URL: { good: 'https://sqs.eu-west-1.amazonaws.com/123456789012/segments-dlq', bad: 'dlq', check: (c) => expect(c.segmentsDlqUrl).toContain('segments-dlq') },
   S3_STORAGE_SOURCE_ROOT: { good: '/mnt/segments', bad: 'relative/dir', check: (c) => expect(c.sourceRoot).toBe('/mnt/segments') },
   S3_STORAGE_RESTORE_ROOT: { good: '/mnt/restore', bad: './restore', check: (c) => expect(c.restoreRoot).toBe('/mnt/restore') },
   S3_STORAGE_STAGING_BUCKET: { good: 'staging-bucket', bad: 'Staging_Bucket', check: (c) => expect(c.staging).toEqual({ bucket: 'staging-bucket', region: 'eu-west-1', deleteAfterUpload: false }) },

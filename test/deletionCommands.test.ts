@@ -53,10 +53,11 @@ beforeAll(async () => {
   queue = servers.createQueue('del-deletions');
   dir = await mkdtemp(join(tmpdir(), 'bks-deletions-'));
   env = { ...servers.env(), S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: STATE, S3_STORAGE_DELETIONS_QUEUE_URL: queue.url, S3_STORAGE_DELETION_DELAY_HOURS: '24', S3_STORAGE_SOURCE_ROOT: dir, LOG_LEVEL: 'CRITICAL' };
-  // Two registered buckets: del-old, then del-new (current).
-  await createRuntime({ ...env, S3_STORAGE_BUCKET: 'del-old' });
+  // Two registered buckets: del-old, then del-new (current), registered as the upload path registers them.
+  await (await createRuntime({ ...env, S3_STORAGE_BUCKET: 'del-old' })).registrar.ensureCurrentRegistered();
   env.S3_STORAGE_BUCKET = 'del-new';
   runtime = await createRuntime(env);
+  await runtime.registrar.ensureCurrentRegistered();
 });
 afterAll(async () => {
   await servers?.stop();

@@ -1,8 +1,9 @@
 /**
- * Every entry point searches every registered bucket. A two-bucket registry (an old bucket, then the current
- * one); segments that live only in the old bucket; each entry point run with the current bucket configured
- * must find them there: the three handlers, the CLI's restore, status and serve, and the benches' children.
- * (The demo shows the same through its own switch: test/demo.test.ts checks its "already-stored" line.)
+ * Every entry point searches every registered bucket. The registry lists an old bucket (registered by its first
+ * upload); a new current bucket is configured and not yet registered (nothing was written to it); segments live
+ * only in the old bucket; each entry point must find them there: the three handlers, the CLI's restore, status
+ * and serve, and the benches' children; and none of them registers the current bucket. (The demo shows the same
+ * through its own switch: test/demo.test.ts checks its "already-stored" line.)
  */
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
@@ -17,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
-import { formatSegmentKey } from '../src/core/objectKeys.ts';
+import { formatSegmentKey, registryKey } from '../src/core/objectKeys.ts';
 import { createRuntime, resetRuntime, type Runtime } from '../src/core/runtime.ts';
 import { lambdaContext } from '../src/local/lambdaContext.ts';
 import { scheduledEvent, sqsRecord } from '../src/local/lambdaEvents.ts';
@@ -73,7 +74,10 @@ beforeAll(async () => {
   }
   env = { ...env, S3_STORAGE_BUCKET: CURRENT };
   current = await createRuntime(env);
+  // The old bucket was registered by its first upload; the current one is searched and cleaned from the start,
+  // and registered only by the first object written to it.
   expect((await current.registry.all()).map((r) => r.bucket)).toEqual([OLD, CURRENT]);
+  expect(current.registry.currentRegistered).toBe(false);
   // A foreign object in the old bucket that no entry point may touch.
   await current.clients.s3().send(new PutObjectCommand({ Bucket: OLD, Key: 'notes/keep-me', Body: 'x' }));
   Object.assign(process.env, env);
@@ -121,8 +125,9 @@ describe('with a two-bucket registry, a segment only in the old bucket is found 
     expect(await main(['status', '--json'], { env, stdout, stderr: new PassThrough() })).toBe(0);
     const status = JSON.parse(String(stdout.read())) as { buckets: { bucket: string; current: boolean; segments: number }[] };
     expect(status.buckets).toEqual([
-      { bucket: OLD, region: servers.region, current: false, segments: 2, bytes: expect.any(Number) },
-      { bucket: CURRENT, region: servers.region, current: true, segments: 0, bytes: 0 },
+      { bucket: OLD, region: servers.region, current: false, registered: true, segments: 2, bytes: expect.any(Number) },
+      // The entry points register nothing: the current bucket is listed, not yet registered (no upload there).
+      { bucket: CURRENT, region: servers.region, current: true, registered: false, segments: 0, bytes: 0 },
     ]);
   });
 
@@ -141,5 +146,10 @@ describe('with a two-bucket registry, a segment only in the old bucket is found 
     const down = await run(process.execPath, ['--import', 'tsx', 'bench/support/restoreChild.ts', 'bench', 'seg-old-bench', `file://${join(root, 'out', 'by-bench')}`, '1'], { env: childEnv });
     expect(JSON.parse(down.stdout.trim().split('\n').pop() ?? '')).toMatchObject({ answer: { bucket: OLD, size: SIZE } });
     expect(await keysIn(CURRENT)).toEqual([]);
+  });
+
+  it('and none of them registered the current bucket: nothing was written to it', async () => {
+    const stored = await current.store.getSmall({ bucket: 'entry-state', region: servers.region }, registryKey(''));
+    expect((JSON.parse(stored?.body ?? '{}') as { buckets: { bucket: string }[] }).buckets.map((b) => b.bucket)).toEqual([OLD]);
   });
 });

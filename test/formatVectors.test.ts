@@ -1,7 +1,7 @@
 /**
  * A three-chunk golden vector of format v1 (chunk log2 16, a plaintext of 2 × 65536 + 7 bytes): it pins the
  * chunk nonces (index, last-chunk flag) that one-chunk vectors cannot, and it is cross-checked on every run
- * against an independent implementation of DESIGN.md in Python (test/support/format_v1_reference.py:
+ * against an independent implementation of docs/FORMAT.md in Python (test/support/format_v1_reference.py:
  * hashlib's scrypt and HMAC, the `cryptography` package's HKDF and AES-GCM).
  */
 import { spawnSync } from 'node:child_process';
@@ -70,7 +70,7 @@ describe('format v1 golden vector, three chunks', () => {
     expect(err).toBeInstanceOf(TruncatedError);
   });
 
-  it('an independent Python implementation of DESIGN.md produces the same object', async () => {
+  it('an independent Python implementation of docs/FORMAT.md produces the same object', async () => {
     const input = JSON.stringify({ secret: SECRET, saltHex: SALT.toString('hex'), ...IDENTITY, chunkLog2: CHUNK_LOG2, plaintextB64: PLAINTEXT.toString('base64') });
     const run = spawnSync('python3', ['test/support/format_v1_reference.py'], { input, encoding: 'utf8', maxBuffer: 8 << 20, timeout: 60_000 });
     if (run.error !== undefined && 'code' in run.error && run.error.code === 'ENOENT') {

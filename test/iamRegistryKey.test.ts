@@ -16,7 +16,7 @@ const iam = createRequire(import.meta.url)('../stack/iam.js') as { statements: R
 
 /** The key part of the registry statement's resource (after the state bucket's name). */
 async function grantedRegistryKey(fn: string, prefix: string): Promise<string> {
-  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:encryptionKey': 'off', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
   const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
   const text = JSON.stringify(list.filter((s) => JSON.stringify(s.Resource).includes('StateBucket')));
   const match = /"\/([^"]*registry\.json)"/.exec(text);
@@ -26,14 +26,14 @@ async function grantedRegistryKey(fn: string, prefix: string): Promise<string> {
 
 /** The keys of the storage size state granted (cleanup only). */
 async function grantedSizeKeys(fn: string, prefix: string): Promise<string[]> {
-  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:encryptionKey': 'off', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
   const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
   return [...JSON.stringify(list).matchAll(/"\/([^"]*storage-size\.json)"/g)].map((m) => m[1] ?? '');
 }
 
 /** The state-bucket keys granted to `fn` with `action`, after the state bucket's name. */
 async function grantedStateKeys(fn: string, prefix: string, action: string): Promise<string[]> {
-  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
+  const params: Record<string, string> = { 'param:bucket': 'logs', 'param:encryptionKey': 'off', 'param:allBuckets': '', 'param:objectKeyPrefix': prefix, 'sls:stage': 'dev' };
   const list = await iam.statements[fn]!({ resolveVariable: async (name) => params[name] ?? '' });
   const text = JSON.stringify(list.filter((s) => s.Action.includes(action) && JSON.stringify(s.Resource).includes('StateBucket')));
   return [...text.matchAll(/"\/([^"]*)"/g)].map((m) => m[1] ?? '');

@@ -26,13 +26,15 @@ import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
 import { logStorageSize, sizeLogStateFor } from '../src/cleanup/storageSizeLogger.ts';
 import { createClients } from '../src/core/clients.ts';
 import { loadConfig } from '../src/core/config.ts';
-import { IntegrityError, LocationError, SegmentNotFoundError } from '../src/core/errors.ts';
+import { IntegrityError, InvalidMessageError, LocationError, SegmentNotFoundError } from '../src/core/errors.ts';
 import { deletionAnnouncementSchema, segmentAnnouncementSchema, type FetchInvocation, type SegmentAnnouncement } from '../src/core/messages.ts';
 import { formatSegmentKey } from '../src/core/objectKeys.ts';
 import { sendMessage } from '../src/core/queues.ts';
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { S3Store } from '../src/core/s3Store.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { sqsRecord } from '../src/local/lambdaEvents.ts';
+import { deadLetterPoison } from '../src/upload/deadLetter.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { iamChecks, RequestRecorder, type RecordedRequest } from './support/iamRequests.ts';
 import { MOTO_ACCOUNT, motoAdmin, type MotoAdmin } from './support/motoAdmin.ts';
@@ -152,8 +154,8 @@ afterAll(async () => {
 });
 
 describe('the scenarios, recorded', () => {
-  it('before the switch: concurrent cold starts race to create the registry; uploads to perm-old; a restore', async () => {
-    // Registry test: the first reads find no registry (404, which needs s3:ListBucket), the writes race.
+  it('before the switch: cold starts find no registry; the first upload registers perm-old; a restore', async () => {
+    // The first reads find no registry (404, which needs s3:ListBucket); upload HEADs the bucket and writes it.
     const [upload, fetch] = await Promise.all([runtimeOf('upload', 'before-switch'), runtimeOf('fetch', 'before-switch'), runtimeOf('cleanup', 'before-switch')]);
     for (const [id, size] of [['seg-a1', 1000], ['seg-a2', 7 * MiB], ['seg-a3', 2000]] as const) {
       expect(await uploadSegment(upload, announcement(id, await source(id, size)))).toMatchObject({ outcome: 'uploaded', bucket: 'perm-old' });
@@ -178,8 +180,12 @@ describe('the scenarios, recorded', () => {
     // A crashed attempt left an incomplete upload of the key: it is listed and aborted first.
     await admin.s3().send(new CreateMultipartUploadCommand({ Bucket: 'perm-data', Key: keyOf('seg-b4') }));
     await uploadSegment(upload, announcement('seg-b4', await source('seg-b4', 500)));
+    // A record that can never succeed goes to the DLQ at once, from the handler's runtime.
+    const poison = sqsRecord({ messageId: 'poison-1', body: '{"version":1}' }, upload.config.segmentsQueueUrl ?? '', REGION);
+    const error = new InvalidMessageError('dataspace', 'segment announcement: dataspace is required');
+    expect(await deadLetterPoison({ batchItemFailures: [{ itemIdentifier: 'poison-1' }] }, [{ record: poison, error }], upload.config, { sqs: upload.clients.sqs, url: upload.config.segmentsDlqUrl ?? '' })).toEqual({ batchItemFailures: [] });
     const ops = recorder.of('upload', 'plain').map((r) => r.operation);
-    for (const op of ['ListMultipartUploads', 'AbortMultipartUpload', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'PutObject', 'HeadObject']) expect(ops).toContain(op);
+    for (const op of ['HeadBucket', 'ListMultipartUploads', 'AbortMultipartUpload', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'PutObject', 'HeadObject', 'SendMessageBatch']) expect(ops).toContain(op);
   });
 
   it('plain: restores to file and s3://, ranges, from the previous bucket, and of a missing segment', async () => {
@@ -257,6 +263,7 @@ describe('every recorded request, evaluated against the packaged template', () =
   it.each([
     ['plain', 'upload', 's3:ListBucketMultipartUploads', 'arn:aws:s3:::perm-data'],
     ['before-switch', 'upload', 's3:ListBucket', 'arn:aws:s3:::perm-state'],
+    ['plain', 'upload', 'sqs:SendMessage', `arn:aws:sqs:${REGION}:${MOTO_ACCOUNT}:perm-segments-dlq`],
     ['plain', 'cleanup', 's3:DeleteObject', `arn:aws:s3:::perm-old/${keyOf('seg-a3')}`],
     ['full', 'fetch', 'kms:GenerateDataKey', 'arn:aws:kms:'],
     ['full', 'upload', 's3:DeleteObject', 'arn:aws:s3:::perm-staging/in/seg-c3'],

@@ -1,8 +1,9 @@
 /**
  * Changing S3_STORAGE_OBJECT_KEY_PREFIX starts a fresh virtual bucket (as LogScale treats a new prefix): the
  * registry and the deletion marks live under the prefix, restores and cleanup see only its objects, and the
- * first cold start under the new prefix says so with a warning naming the old registry's location (later cold
- * starts say it as information; `status` lists the other registries too). On moto_server.
+ * cold starts under the new prefix say so with a warning naming the old registry's location until the first upload
+ * under it creates its registry (cold starts only read the registry); later cold starts say it as information;
+ * `status` lists the other registries too. On moto_server.
  */
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -66,9 +67,11 @@ describe('changing the object key prefix', () => {
     const after = await createRuntime({ ...env, S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-2026' });
     const oldRegistry = 's3://prefix-state/cluster-2025/_bucket-storage/registry.json';
     expect(warn).toHaveBeenCalledTimes(1);
-    expect(String(warn.mock.calls[0]?.[0])).toMatch(/fresh registry was created for this prefix.*"cluster-2026\/" is a virtual bucket of its own/);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/no registry exists yet for this prefix.*"cluster-2026\/" is a virtual bucket of its own/);
     expect(String(warn.mock.calls[0]?.[0])).toContain(oldRegistry);
-    // A later cold start under the same prefix says it as information only.
+    // The first upload under the new prefix creates its registry; a later cold start says it as information only.
+    await writeFile(join(dir, 'seg-2'), 'new bytes');
+    await uploadSegment(after, { version: 1, dataspace: 'ds', segmentId: 'seg-2', source: `file://${join(dir, 'seg-2')}` });
     warn.mockClear();
     await createRuntime({ ...env, S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-2026' });
     expect(warn).not.toHaveBeenCalled();
@@ -83,7 +86,7 @@ describe('changing the object key prefix', () => {
     const report = await runCleanupOnce(after, { budgetMs: 60_000, waitTimeSeconds: 1 });
     expect(report).toMatchObject({ marked: 1, marksApplied: 1 });
     const keys = (await s3.send(new ListObjectsV2Command({ Bucket: 'prefix-data' }))).Contents?.map((c) => c.Key) ?? [];
-    expect(keys).toEqual(['cluster-2025/236f/bks/ds/seg-1']);
+    expect(keys.sort()).toEqual(['cluster-2025/236f/bks/ds/seg-1', 'cluster-2026/1122/bks/ds/seg-2'].sort());
 
     // `status` names the other registry.
     const stdout = new PassThrough();

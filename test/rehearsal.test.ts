@@ -16,7 +16,7 @@
  * behind Lambda, so the EFS hand-over is checked by test/stack.test.ts.
  */
 import { CloudFormationClient, CreateStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand, UpdateStackCommand, type Stack } from '@aws-sdk/client-cloudformation';
-import { CreateAliasCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, DecryptCommand } from '@aws-sdk/client-kms';
 import { CreateRoleCommand, GetRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { GetFunctionConfigurationCommand, LambdaClient, ListEventSourceMappingsCommand } from '@aws-sdk/client-lambda';
 import { GetBucketEncryptionCommand, GetBucketLifecycleConfigurationCommand, GetBucketVersioningCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -67,10 +67,10 @@ async function waitFor(status: string): Promise<Stack> {
 }
 
 /** The `aws` CLI against moto, as an operator would run it (fails with an instruction when it is missing). */
-async function awsShell(command: string): Promise<string> {
+async function awsShell(command: string, cwd?: string): Promise<string> {
   const env = { ...process.env, AWS_ACCESS_KEY_ID: 'operator', AWS_SECRET_ACCESS_KEY: 'operator', AWS_DEFAULT_REGION: REGION, AWS_ENDPOINT_URL: moto.endpoint };
   try {
-    return (await run('bash', ['-c', command], { env, timeout: 60_000 })).stdout.trim();
+    return (await run('bash', ['-c', command], { env, timeout: 60_000, ...(cwd ? { cwd } : {}) })).stdout.trim();
   } catch (err) {
     if (/aws: command not found/.test(String(err))) throw new Error("the aws CLI is not installed: these tests run the README's aws commands; install it with: pip install awscli");
     throw err;
@@ -266,7 +266,7 @@ describe('deploy rehearsal on moto_server', () => {
     await expect(admin.s3().send(new HeadObjectCommand({ Bucket: DATA_BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
   });
 
-  it('the README\'s aws commands run as written: attach the nodes\' policy, find a key ARN by alias, the bucket lifecycle rule', async () => {
+  it('the README\'s aws commands run as written: attach the nodes\' policy, find a key ARN by alias, encrypt the secret, the bucket lifecycle rule', async () => {
     const readme = await readFile('README.md', 'utf8');
     await iam.send(new CreateRoleCommand({ RoleName: 'ingest-nodes', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
     await awsShell(readmeCommand(readme, 'aws iam attach-role-policy'));
@@ -275,6 +275,13 @@ describe('deploy rehearsal on moto_server', () => {
 
     await admin.kms.send(new CreateAliasCommand({ AliasName: 'alias/bucket-storage', TargetKeyId: sseKey }));
     expect(await awsShell(readmeCommand(readme, 'aws kms describe-key'))).toBe(sseKey);
+
+    // The secret encrypted once, as the README's Deploy step 2 does it: a kms: value the functions decrypt.
+    await awsShell(readmeCommand(readme, 'head -c 48 /dev/urandom'), work);
+    const ciphertext = await awsShell(readmeCommand(readme, 'aws kms encrypt'), work);
+    const plain = await admin.kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(ciphertext, 'base64') }));
+    // 64 characters and no newline: a key the functions accept as it is (the key rules).
+    expect(Buffer.from(plain.Plaintext ?? new Uint8Array()).toString()).toMatch(/^[A-Za-z0-9+/]{64}$/);
 
     await awsShell(readmeCommand(readme, 'aws s3api put-bucket-lifecycle-configuration'));
     const rules = (await admin.s3().send(new GetBucketLifecycleConfigurationCommand({ Bucket: DATA_BUCKET }))).Rules ?? [];

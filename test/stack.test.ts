@@ -5,7 +5,7 @@
  * bucket, EFS) with their parameters and without; the ingestion nodes' managed policy; bad parameters; and
  * `npm run package` exactly as the README writes it.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { runChecked, runProcess } from './support/runProcess.ts';
@@ -131,15 +131,22 @@ describe('packaged stack', () => {
     expect(actions(plain, 'FetchRole')).not.toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).not.toContain('s3:AbortMultipartUpload');
+    // The registry is written by upload only (it registers a bucket before its first object there): fetch writes
+    // nothing, cleanup writes only its deletion marks and the size logger's state; upload may send a record that
+    // can never succeed to the segments DLQ.
+    expect(actions(plain, 'FetchRole')).not.toContain('s3:PutObject');
+    const cleanupPuts = statements(plain, 'CleanupRole').filter((s) => s.Action.includes('s3:PutObject'));
+    expect(JSON.stringify(cleanupPuts)).not.toContain('registry.json');
+    expect(cleanupPuts.flatMap((s) => s.Resource.map((r) => JSON.stringify(r))).every((r) => r.includes('/_bucket-storage/deletions/*') || r.includes('/_bucket-storage/storage-size.json'))).toBe(true);
+    const registryWrites = statements(plain, 'UploadRole').filter((s) => s.Action.includes('s3:PutObject') && JSON.stringify(s.Resource).includes('_bucket-storage/registry.json'));
+    expect(registryWrites).toHaveLength(1);
+    expect(statements(plain, 'UploadRole')).toContainEqual({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['SegmentsDeadLetterQueue', 'Arn'] }] });
+    expect(env(plain, 'Upload')).toMatchObject({ S3_STORAGE_SEGMENTS_DLQ_URL: { Ref: 'SegmentsDeadLetterQueue' } });
     // The upload's sweep lists the multipart uploads of its key.
     expect(actions(plain, 'UploadRole')).toContain('s3:ListBucketMultipartUploads');
     // Deletion marks: cleanup deletes them; upload rewrites them (cancellations) but deletes nothing.
     const markDeletes = statements(plain, 'CleanupRole').filter((s) => s.Action.includes('s3:DeleteObject') && JSON.stringify(s.Resource).includes('StateBucket'));
     expect(JSON.stringify(markDeletes)).toContain('/_bucket-storage/deletions/*');
-    // Fetch writes nothing to the segment buckets: its only PutObject is on the registry object.
-    const fetchPuts = statements(plain, 'FetchRole').filter((s) => s.Action.includes('s3:PutObject'));
-    expect(JSON.stringify(fetchPuts)).toContain('_bucket-storage/registry.json');
-    expect(JSON.stringify(fetchPuts)).not.toContain('logs-2026');
     // Previous buckets are covered.
     expect(JSON.stringify(statements(plain, 'FetchRole'))).toContain('arn:aws:s3:::logs-2025/*');
     // SQS rights on their own queue only.
@@ -195,7 +202,7 @@ describe('sources the deployed functions can reach', () => {
     const require = createRequire(import.meta.url);
     const iam = require('../stack/iam.js') as { statements: Record<string, (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<Statement[]>> };
     const sources = require('../stack/sources.js') as { env: Record<string, (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<string>>; resources: (o: { resolveVariable: (n: string) => Promise<unknown> }) => Promise<Json> };
-    const values: Record<string, string> = { 'param:bucket': 'logs-2026', 'param:stagingBucket': 'logs-staging', 'param:stagingBucketRegion': 'eu-west-1', 'param:stagingExpiryDays': '7', 'sls:stage': 'dev', 'self:provider.region': 'us-east-1' };
+    const values: Record<string, string> = { 'param:bucket': 'logs-2026', 'param:encryptionKey': 'off', 'param:stagingBucket': 'logs-staging', 'param:stagingBucketRegion': 'eu-west-1', 'param:stagingExpiryDays': '7', 'sls:stage': 'dev', 'self:provider.region': 'us-east-1' };
     const options = { resolveVariable: async (name: string) => values[name] ?? '' };
     const upload = await iam.statements.upload!(options);
     expect(upload.filter((s) => s.Action.includes('s3:DeleteObject'))).toEqual([]);
@@ -248,9 +255,12 @@ describe('sources the deployed functions can reach', () => {
 describe('parameters', () => {
   interface Params {
     parseParams(resolveVariable: (name: string) => Promise<unknown>): Promise<unknown>;
+    check(input: { resolveVariable: (name: string) => Promise<unknown>; options: { param?: string[] } }): Promise<unknown>;
   }
   const params = createRequire(import.meta.url)('../stack/params.js') as Params;
-  const read = (values: Record<string, string>) => params.parseParams(async (name) => (name === 'sls:stage' ? 'dev' : name === 'self:provider.region' ? 'us-east-1' : (values[name.replace(/^param:/, '')] ?? '')));
+  // encryptionKey has no default: these cases give it (off) unless they are about it.
+  const resolver = (values: Record<string, string>) => async (name: string) => (name === 'sls:stage' ? 'dev' : name === 'self:provider.region' ? 'us-east-1' : (({ encryptionKey: 'off', ...values })[name.replace(/^param:/, '')] ?? ''));
+  const read = (values: Record<string, string>) => params.parseParams(resolver(values));
   const efs = { efsFileSystemArn: FS_ARN, efsAccessPointArn: AP_SOURCES, subnetIds: 'subnet-1', securityGroupIds: 'sg-1', sourceRoot: '/mnt/segments' };
 
   it.each([
@@ -269,6 +279,49 @@ describe('parameters', () => {
     await expect(read(values)).rejects.toThrow(message);
   });
 
+  it.each([
+    [{ bucket: 'b-1', encryptionKey: '' }, /"encryptionKey" has no default: pass --param="encryptionKey=kms:<base64 ciphertext>".* or --param="encryptionKey=off"/],
+    [{ bucket: 'b-1', encryptionKey: 'a-plain-secret-0123456789' }, /"encryptionKey" is neither kms:<base64 ciphertext> nor off: a plain secret would sit in the template/],
+    [{ bucket: 'b-1', encryptionKey: 'kms:AQICAHh0', previousEncryptionKeys: 'kms:AQIDAA==,old-plain-secret' }, /"previousEncryptionKeys" holds a value that is not kms:/],
+  ] as const)('encryption %j is refused, saying what to pass', async (values, message) => {
+    await expect(read(values)).rejects.toThrow(message);
+  });
+
+  it('a parameter name that is not one of the stack\'s (command line or params/<stage>.yml) is refused', async () => {
+    const defaults = { bucket: '', encryptionKey: '' };
+    const withFile = (file: unknown) => async (name: string) => (name === 'sls:stage' ? 'dev' : name === 'self:custom.defaultParams' ? defaults : name.startsWith('file(') ? file : name === 'param:encryptionKey' ? 'off' : name === 'param:bucket' ? 'b-1' : '');
+    await expect(params.check({ resolveVariable: withFile(null), options: { param: ['bucket=b-1', 'encrpytionKey=off'] } })).rejects.toThrow(/"encrpytionKey" \(on the command line\) is not one of this stack's parameters/);
+    await expect(params.check({ resolveVariable: withFile({ bukcet: 'b-1' }), options: {} })).rejects.toThrow(/"bukcet" \(in params\/dev\.yml\) is not one of this stack's parameters/);
+    await expect(params.check({ resolveVariable: withFile({ bucket: 'b-1' }), options: { param: ['encryptionKey=off'] } })).resolves.toBe('checked');
+  });
+
+  it('packaging without encryptionKey fails with one line saying to pass kms: or off; with off it succeeds and says encryption is off', async () => {
+    const osls = (params: string[]) => runProcess('npx', ['osls', 'package', '--package', join(dirs[0] ?? '.', `enc-${params.length}`), ...params], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 180_000 });
+    const refused = await osls(['--param=bucket=logs-2026']);
+    expect(refused.status).not.toBe(0);
+    const lines = `${refused.stdout}${refused.stderr}`.split('\n').filter((l) => l.includes('StackParameterError'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/StackParameterError: the stack parameter "encryptionKey" has no default: pass --param="encryptionKey=kms:<base64 ciphertext>" \(the secret encrypted with KMS\), or --param="encryptionKey=off" to store segments unencrypted/);
+    expect(`${refused.stdout}${refused.stderr}`).not.toMatch(/^\s+at /m);
+    const off = await osls(['--param=bucket=logs-2026', '--param=encryptionKey=off']);
+    expect(off.status, off.stderr).toBe(0);
+    expect(off.stderr).toContain('bucket-storage: encryption is off (encryptionKey=off): stage dev stores plain copies of the segments');
+  }, 240_000);
+
+  it('a stage\'s parameters live in params/<stage>.yml: packaging the stage again reuses them, --param still wins', async () => {
+    const stage = `t${process.pid}`;
+    const file = join('params', `${stage}.yml`);
+    writeFileSync(file, `# test stage\nbucket: logs-from-file\nobjectKeyPrefix: from-file\nbatchSize: 7\n`);
+    try {
+      const t = readTemplate(await packageStackTo({ bucket: 'logs-from-cli' }, ['--stage', stage]).then((d) => (dirs.push(d), d)));
+      expect(env(t, 'Upload')).toMatchObject({ S3_STORAGE_BUCKET: 'logs-from-cli', S3_STORAGE_OBJECT_KEY_PREFIX: 'from-file' });
+      const mapping = Object.values(resources(t)).find((x) => x.Type === 'AWS::Lambda::EventSourceMapping');
+      expect(mapping?.Properties.BatchSize).toBe(7);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }, 240_000);
+
   it('a missing parameter stops packaging with one line that says what to add, no stack trace', async () => {
     const run = await runProcess('npx', ['osls', 'package', '--package', join(dirs[0] ?? '.', 'refused')], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 120_000 });
     expect(run.status).not.toBe(0);
@@ -286,8 +339,11 @@ describe('the README\'s package command', () => {
     const command = /^(npm run package[^\n#]*?)\s*(#.*)?$/m.exec(deploy)?.[1];
     expect(command).toBeDefined();
     rmSync('.serverless', { recursive: true, force: true });
-    await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
+    // STAGE names the stage as the README says; `example` is the stage of the committed params/example.yml.
+    await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, STAGE: 'example', AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
     for (const file of ['cloudformation-template-update-stack.json', 'upload.zip', 'fetch.zip', 'cleanup.zip']) expect(existsSync(join('.serverless', file))).toBe(true);
+    const template = readTemplate('.serverless');
+    expect(env(template, 'Upload')).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_OBJECT_KEY_PREFIX: 'cluster-a' });
   });
 });
 

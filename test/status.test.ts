@@ -47,10 +47,12 @@ beforeAll(async () => {
   for (const b of [OLD, CURRENT, 'status-state']) servers.createBucket(b);
   segments = servers.createQueue('status-segments');
   env = { ...servers.env(), S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_OBJECT_KEY_PREFIX: PREFIX, S3_STORAGE_STATE_BUCKET: 'status-state', S3_STORAGE_SEGMENTS_QUEUE_URL: segments.url, LOG_LEVEL: 'ERROR' };
-  // The registry: the old bucket first, then the current one.
-  await createRuntime({ ...env, S3_STORAGE_BUCKET: OLD });
+  // The registry: the old bucket first, then the current one (registered as the upload path registers them).
+  await (await createRuntime({ ...env, S3_STORAGE_BUCKET: OLD })).registrar.ensureCurrentRegistered();
   env = { ...env, S3_STORAGE_BUCKET: CURRENT };
-  s3 = (await createRuntime(env)).clients.s3();
+  const current = await createRuntime(env);
+  await current.registrar.ensureCurrentRegistered();
+  s3 = current.clients.s3();
   // 1,050 segment objects in the old bucket (two listing pages), 3 in the current one, sizes that differ.
   // 50 at a time: a shared machine's loaded server times out connections when all go at once.
   for (let i = 0; i < 1050; i += 50) {
@@ -78,8 +80,8 @@ describe('bucket-storage status', () => {
     expect(old.segments).toBe(1050);
     expect(cur).toEqual({ segments: 3, bytes: 6000 });
     expect(doc.buckets).toEqual([
-      { bucket: OLD, region: servers.region, current: false, ...old },
-      { bucket: CURRENT, region: servers.region, current: true, ...cur },
+      { bucket: OLD, region: servers.region, current: false, registered: true, ...old },
+      { bucket: CURRENT, region: servers.region, current: true, registered: true, ...cur },
     ]);
     expect(doc.prefix).toBe(PREFIX);
     expect(doc.segmentsQueue).toMatchObject({ visible: 0, inFlight: 0, deadLetter: 0 });

@@ -24,9 +24,12 @@ beforeAll(async () => {
   servers = await startLocalServers();
   for (const b of ['size-old', 'size-current', 'size-state']) servers.createBucket(b);
   env = { ...servers.env(), S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: 'size-state', LOG_LEVEL: 'ERROR' };
-  await createRuntime({ ...env, S3_STORAGE_BUCKET: 'size-old' });
+  // Two registered buckets, as the upload path registers them: size-old, then size-current.
+  await (await createRuntime({ ...env, S3_STORAGE_BUCKET: 'size-old' })).registrar.ensureCurrentRegistered();
   env = { ...env, S3_STORAGE_BUCKET: 'size-current' };
-  const s3 = (await createRuntime(env)).clients.s3();
+  const current = await createRuntime(env);
+  await current.registrar.ensureCurrentRegistered();
+  const s3 = current.clients.s3();
   // 50 at a time: a shared machine's loaded server times out connections when all go at once.
   for (let i = 0; i < OBJECTS; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, OBJECTS - i) }, (_, j) => s3.send(new PutObjectCommand({ Bucket: 'size-old', Key: formatSegmentKey('', { dataspace: 'sz', segmentId: `s-${i + j}` }), Body: 'abc' }))));

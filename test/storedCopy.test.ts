@@ -176,7 +176,7 @@ describe('already stored: the announced sha256 is compared, a mismatch is refuse
 });
 
 describe('bks-mac', () => {
-  it('equals an independent computation (Python: hashlib.scrypt, cryptography HKDF, hmac) of DESIGN.md + README', async () => {
+  it('equals an independent computation (Python: hashlib.scrypt, cryptography HKDF, hmac) of docs/FORMAT.md (format v1 and bks-mac)', async () => {
     const bytes = Buffer.from('hello, bucket-storage mac');
     const path = await source('mac-vector', bytes);
     await uploadSegment(runtime, announce('mac-vector', path, { sha256: sha256(bytes) }));

@@ -108,8 +108,8 @@ describe('switching to a fresh bucket', () => {
     const { stdout: out } = await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'status', '--json'], { env: { ...process.env, ...env, S3_STORAGE_BUCKET: 'switch-b' }, encoding: 'utf8' });
     const status = JSON.parse(out) as { buckets: { bucket: string; current: boolean; segments: number }[]; deletionsQueue: { visible: number; deadLetter: number } };
     expect(status.buckets).toEqual([
-      { bucket: 'switch-a', region: servers.region, current: false, segments: 2, bytes: expect.any(Number) },
-      { bucket: 'switch-b', region: servers.region, current: true, segments: 3, bytes: expect.any(Number) },
+      { bucket: 'switch-a', region: servers.region, current: false, registered: true, segments: 2, bytes: expect.any(Number) },
+      { bucket: 'switch-b', region: servers.region, current: true, registered: true, segments: 3, bytes: expect.any(Number) },
     ]);
     expect(status.deletionsQueue).toMatchObject({ visible: 0, deadLetter: 0 });
   });

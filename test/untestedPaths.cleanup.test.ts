@@ -2,8 +2,8 @@
  * Cleanup and registry paths no other test reached, on the embedded server behind request-level doubles:
  * - DeleteObjects answering per-key errors (S3 does: AccessDenied for one key, InternalError for another) keeps
  *   exactly those keys' messages for the next run, which finishes them;
- * - the registry write answered 403 is a RegistryError at once (not a lost race), and a race lost on every
- *   attempt ends after maxAttempts conditional writes with a RegistryError.
+ * - the registry write (the upload path's registrar) answered 403 is a RegistryError at once (not a lost race),
+ *   and a race lost on every attempt ends after maxAttempts conditional writes with a RegistryError.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
@@ -143,9 +143,12 @@ describe('the registry write', () => {
   const stateEnv = (endpoint: string, bucket: string) => ({ ...servers.env(), S3_STORAGE_ENDPOINT_BASE: endpoint, S3_STORAGE_BUCKET: bucket, S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: 'registry-state' });
 
   // Broken on purpose: treating 403 as a lost race (lostRace() true for 403) retries it and ends "lost the race".
+  // The upload path's registrar is the registry's writer (a cold start only reads it).
   it('answered 403 (no s3:PutObject on the state bucket): a RegistryError naming the right at once, one PUT, nothing written', async () => {
+    servers.createBucket('registered-403');
     const proxy = await startFaultProxy({ target: servers.endpoint, rules: [{ match: isRegistryPut, kinds: ['status403'], rate: 1 }] });
-    const err = await createRuntime(stateEnv(proxy.endpoint, 'registered-403'), { registry: { sleep: async () => undefined } }).catch((e: unknown) => e);
+    const runtime = await createRuntime(stateEnv(proxy.endpoint, 'registered-403'), { registrar: { sleep: async () => undefined } });
+    const err = await runtime.registrar.ensureCurrentRegistered().catch((e: unknown) => e);
     await proxy.stop();
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as Error).message).toMatch(/registry s3:\/\/registry-state\/_bucket-storage\/registry\.json cannot be written \(.*AccessDenied 403.*\); check the role's s3:PutObject right on it/);
@@ -157,12 +160,14 @@ describe('the registry write', () => {
 
   // Broken on purpose: `attempt > maxAttempts` in place of `>=` makes one conditional write too many.
   it('a race lost on every attempt (412 each time): exactly maxAttempts conditional writes, then a RegistryError; nothing written', async () => {
+    servers.createBucket('registered-412');
     const proxy = await startFaultProxy({ target: servers.endpoint, rules: [{ match: isRegistryPut, kinds: ['status412'], rate: 1 }] });
     const sleeps: number[] = [];
-    const err = await createRuntime(stateEnv(proxy.endpoint, 'registered-412'), { registry: { maxAttempts: 4, sleep: async (ms) => void sleeps.push(ms) } }).catch((e: unknown) => e);
+    const runtime = await createRuntime(stateEnv(proxy.endpoint, 'registered-412'), { registrar: { maxAttempts: 4, sleep: async (ms: number) => void sleeps.push(ms) } });
+    const err = await runtime.registrar.ensureCurrentRegistered().catch((e: unknown) => e);
     await proxy.stop();
     expect(err).toBeInstanceOf(RegistryError);
-    expect((err as Error).message).toMatch(/lost the race to register s3:\/\/registered-412 4 times; try again$/);
+    expect((err as Error).message).toMatch(/registry s3:\/\/registry-state\/_bucket-storage\/registry\.json: lost the race to update it 4 times; try again$/);
     expect((err as Error).cause).toMatchObject({ httpStatus: 412 });
     const puts = proxy.log.filter((r) => isRegistryPut(r.method, r.url));
     expect(puts).toHaveLength(4);

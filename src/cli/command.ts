@@ -14,12 +14,36 @@ export interface CommandContext {
   readonly stderr: NodeJS.WritableStream;
 }
 
+/** What `bucket-storage <command> --help` prints beside the usage line (help.ts). */
+export interface CommandHelp<O extends OptionSpec = OptionSpec> {
+  /** A few sentences; the summary when absent. */
+  readonly description?: string;
+  /** One line per option, for every option the command declares. */
+  readonly options: { readonly [K in keyof O]: string };
+  /** Positional arguments ("FILE", "upload|fetch|cleanup") and what they are. */
+  readonly arguments?: Readonly<Record<string, string>>;
+  /** At least one command line that runs as written. */
+  readonly examples: readonly [string, ...string[]];
+}
+
 export interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly options: OptionSpec;
+  readonly help: CommandHelp;
   /** Resolves to the exit status. */
   run(ctx: CommandContext): Promise<number>;
+}
+
+/** A command whose help names every one of its options (checked by the compiler). */
+export function defineCommand<const O extends OptionSpec>(command: {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: O;
+  readonly help: CommandHelp<O>;
+  run(ctx: CommandContext): Promise<number>;
+}): Command {
+  return command;
 }
 
 /** A required string option, or a UsageError naming it. */

@@ -4,13 +4,11 @@
  */
 import { parseArgs } from 'node:util';
 import { BucketStorageError } from '../core/errors.ts';
-import { UsageError, type Command, type CommandContext } from './command.ts';
+import { UsageError, type CommandContext } from './command.ts';
 import { commands } from './commands/index.ts';
+import { commandHelp, overview, wantsHelp } from './help.ts';
 
-function usage(): string {
-  const lines = Object.values(commands).map((c: Command) => `  ${c.usage.padEnd(52)} ${c.summary}`);
-  return `usage: bucket-storage <command> [options]\n${lines.join('\n')}\n`;
-}
+const usage = (): string => overview(commands);
 
 /** Where a run reads and writes (the process's own streams and environment by default; tests pass their own). */
 export type CliIo = Partial<Pick<CommandContext, 'stdin' | 'stdout' | 'stderr' | 'env'>>;
@@ -18,14 +16,20 @@ export type CliIo = Partial<Pick<CommandContext, 'stdin' | 'stdout' | 'stderr' |
 export async function main(argv: readonly string[], io: CliIo = {}): Promise<number> {
   const stderr = io.stderr ?? process.stderr;
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     (name === undefined ? stderr : (io.stdout ?? process.stdout)).write(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
+  // `help <command>` is `<command> --help`.
+  const [target, args] = name === 'help' ? [rest[0] ?? '', ['--help']] : [name, rest];
+  const command = Object.hasOwn(commands, target) ? commands[target] : undefined;
   if (command === undefined) {
-    stderr.write(`bucket-storage: unknown command ${JSON.stringify(name)}\n${usage()}`);
+    stderr.write(`bucket-storage: unknown command ${JSON.stringify(target)}\n${usage()}`);
     return 2;
+  }
+  if (wantsHelp(args)) {
+    (io.stdout ?? process.stdout).write(`${commandHelp(command)}\n`);
+    return 0;
   }
   try {
     const { values, positionals } = parseArgs({ args: [...rest], options: command.options, allowPositionals: true, strict: true });

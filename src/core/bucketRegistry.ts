@@ -4,21 +4,24 @@
  *
  * The registry itself is one JSON object in S3_STORAGE_STATE_BUCKET at objectKeys.registryKey(prefix):
  *   {"version":1,"buckets":[{"bucket":"a","region":"eu-west-1","firstSeen":"2026-11-25T04:00:00.000Z"}, …]}
- * oldest first. Every cold start reads it and, when the current bucket is missing, appends it with a
- * conditional write (If-None-Match: * to create, If-Match: <etag> to update), so of two cold starts racing,
- * one wins and the other re-reads and retries: no entry is ever lost. A registry that cannot be read or
- * parsed is a RegistryError, never silently reset. Without S3_STORAGE_STATE_BUCKET the current bucket is the
- * only one (SingleBucketRegistry).
+ * oldest first (docs/FORMAT.md). A cold start only READS it: fetch, cleanup and the CLI never write it, so a
+ * mistyped bucket name in a `status` or a `restore` leaves no trace. The current bucket is searched and
+ * cleaned whether or not it is registered yet; the one writer that adds it is the upload path, once it has
+ * proved the bucket exists (registryWrites.ts). A registry that cannot be read or parsed is a RegistryError,
+ * never silently reset. Without S3_STORAGE_STATE_BUCKET the current bucket is the only one
+ * (SingleBucketRegistry).
  */
 import * as z from 'zod';
 import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
 import type { Config } from './config.ts';
-import { BucketStorageError, RegistryError, StorageError } from './errors.ts';
+import { RegistryError } from './errors.ts';
 import { registryKey } from './objectKeys.ts';
-import { isConditionFailure, type BucketRef, type S3Store } from './s3Store.ts';
+import type { BucketRef, S3Store } from './s3Store.ts';
 
 export interface BucketRegistry {
   readonly current: BucketRef;
+  /** False while the current bucket is not in the stored registry (no upload has proved it yet). */
+  readonly currentRegistered?: boolean;
   /** Current bucket first, then the others newest first. */
   searchOrder(): Promise<readonly BucketRef[]>;
   /** Every bucket ever used (cleanup deletes from all of them). */
@@ -26,6 +29,7 @@ export interface BucketRegistry {
 }
 
 export class SingleBucketRegistry implements BucketRegistry {
+  readonly currentRegistered = true;
   constructor(readonly current: BucketRef) {}
   async searchOrder(): Promise<readonly BucketRef[]> {
     return [this.current];
@@ -41,19 +45,31 @@ const entrySchema = z.strictObject({
   firstSeen: z.iso.datetime({ message: 'is not an ISO date-time' }),
 });
 const registrySchema = z
-  .strictObject({ version: z.literal(1), buckets: z.array(entrySchema).min(1, 'lists no bucket') })
+  .strictObject({ version: z.literal(1), buckets: z.array(entrySchema) })
   .refine((r) => new Set(r.buckets.map((b) => `${b.bucket}\n${b.region}`)).size === r.buckets.length, 'lists a bucket twice');
 export type RegistryDocument = z.infer<typeof registrySchema>;
 
-/** The registry as listed: current first for lookups, everything for cleanup. */
+/**
+ * The registry as listed: current first for lookups, everything for cleanup. The current bucket is part of
+ * both even before it is registered (the configured bucket is where new segments go).
+ */
 export class ListedBucketRegistry implements BucketRegistry {
+  readonly currentRegistered: boolean;
+  /** Oldest first, as stored, with the current bucket last when it is not registered. */
+  readonly entries: readonly BucketRef[];
   constructor(
     readonly current: BucketRef,
     /** Oldest first, as stored. */
-    readonly entries: readonly BucketRef[],
-    /** True when this cold start created the registry: a new prefix (or state bucket) starts a fresh history. */
+    registered: readonly BucketRef[],
+    /**
+     * True when no registry is stored under this prefix yet (nothing was uploaded under it): a new prefix (or
+     * state bucket) starts a fresh history. Said at cold start when other prefixes have registries.
+     */
     readonly fresh = false,
-  ) {}
+  ) {
+    this.currentRegistered = registered.some((e) => sameBucket(e, current));
+    this.entries = this.currentRegistered ? registered : [...registered, current];
+  }
   async searchOrder(): Promise<readonly BucketRef[]> {
     const others = this.entries.filter((e) => !sameBucket(e, this.current)).reverse();
     return [this.current, ...others];
@@ -63,7 +79,33 @@ export class ListedBucketRegistry implements BucketRegistry {
   }
 }
 
-const sameBucket = (a: BucketRef, b: BucketRef) => a.bucket === b.bucket && a.region === b.region;
+export const sameBucket = (a: BucketRef, b: BucketRef): boolean => a.bucket === b.bucket && a.region === b.region;
+
+/** Where the registry lives: the state bucket, its key, and how errors name it. */
+export interface RegistryLocation {
+  readonly state: BucketRef;
+  readonly key: string;
+  /** "registry s3://state/key", for messages. */
+  readonly where: string;
+}
+
+/** The registry's location, or undefined without S3_STORAGE_STATE_BUCKET. */
+export function registryLocation(config: Pick<Config, 'stateBucket' | 'awsRegion' | 'keyPrefix'>): RegistryLocation | undefined {
+  if (config.stateBucket === undefined) return undefined;
+  const key = registryKey(config.keyPrefix);
+  return { state: { bucket: config.stateBucket, region: config.awsRegion }, key, where: `registry s3://${config.stateBucket}/${key}` };
+}
+
+/** The stored registry and its ETag (for a conditional write), or undefined when there is none yet. */
+export async function readRegistry(store: Pick<S3Store, 'getSmall'>, at: RegistryLocation): Promise<{ doc: RegistryDocument; etag: string | undefined } | undefined> {
+  let found: Awaited<ReturnType<S3Store['getSmall']>>;
+  try {
+    found = await store.getSmall(at.state, at.key);
+  } catch (err) {
+    throw new RegistryError(`${at.where} cannot be read (${err instanceof Error ? err.message : String(err)}); check S3_STORAGE_STATE_BUCKET and the role's s3:GetObject right on it`, { cause: err });
+  }
+  return found === undefined ? undefined : { doc: parseRegistry(found.body, at.where), etag: found.etag };
+}
 
 export function parseRegistry(text: string, where: string): RegistryDocument {
   let json: unknown;
@@ -81,52 +123,14 @@ export function parseRegistry(text: string, where: string): RegistryDocument {
   return parsed.data;
 }
 
-export interface OpenRegistryOptions {
-  readonly maxAttempts?: number;
-  readonly now?: () => Date;
-  readonly sleep?: (ms: number) => Promise<void>;
-}
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
- * Reads the registry and registers the current bucket if it is missing. Throws RegistryError when the state
- * bucket cannot be reached, the registry cannot be parsed, or the race is lost `maxAttempts` times.
+ * Reads the registry (never writes it). Throws RegistryError when the state bucket cannot be reached or the
+ * registry cannot be parsed.
  */
-export async function openBucketRegistry(store: Pick<S3Store, 'getSmall' | 'putSmall'>, config: Config, options: OpenRegistryOptions = {}): Promise<BucketRegistry> {
+export async function openBucketRegistry(store: Pick<S3Store, 'getSmall'>, config: Config): Promise<BucketRegistry> {
   const current: BucketRef = { bucket: config.bucket, region: config.region };
-  if (config.stateBucket === undefined) return new SingleBucketRegistry(current);
-  const state: BucketRef = { bucket: config.stateBucket, region: config.awsRegion };
-  const key = registryKey(config.keyPrefix);
-  const where = `registry s3://${state.bucket}/${key}`;
-  const maxAttempts = options.maxAttempts ?? 10;
-  const sleep = options.sleep ?? defaultSleep;
-  for (let attempt = 1; ; attempt++) {
-    let found: Awaited<ReturnType<S3Store['getSmall']>>;
-    try {
-      found = await store.getSmall(state, key);
-    } catch (err) {
-      throw new RegistryError(`${where} cannot be read (${err instanceof Error ? err.message : String(err)}); check S3_STORAGE_STATE_BUCKET and the role's s3:GetObject right on it`, { cause: err });
-    }
-    const doc = found === undefined ? undefined : parseRegistry(found.body, where);
-    const entries: BucketRef[] = doc?.buckets.map((b) => ({ bucket: b.bucket, region: b.region })) ?? [];
-    if (entries.some((e) => sameBucket(e, current))) return new ListedBucketRegistry(current, entries);
-    const next: RegistryDocument = {
-      version: 1,
-      buckets: [...(doc?.buckets ?? []), { ...current, firstSeen: (options.now?.() ?? new Date()).toISOString() }],
-    };
-    try {
-      const condition = found === undefined || found.etag === undefined ? ({ ifNoneMatch: '*' } as const) : { ifMatch: found.etag };
-      await store.putSmall(state, key, `${JSON.stringify(next, null, 2)}\n`, condition);
-      return new ListedBucketRegistry(current, next.buckets.map((b) => ({ bucket: b.bucket, region: b.region })), doc === undefined);
-    } catch (err) {
-      if (!isConditionFailure(err)) {
-        if (err instanceof BucketStorageError && !(err instanceof StorageError)) throw err;
-        throw new RegistryError(`${where} cannot be written (${err instanceof Error ? err.message : String(err)}); check the role's s3:PutObject right on it`, { cause: err });
-      }
-      if (attempt >= maxAttempts) throw new RegistryError(`${where}: lost the race to register s3://${current.bucket} ${attempt} times; try again`, { cause: err });
-      // Jittered exponential back-off, capped: 50 ms, 100 ms, … ≤ 2 s.
-      await sleep(Math.random() * Math.min(2_000, 50 * 2 ** attempt));
-    }
-  }
+  const at = registryLocation(config);
+  if (at === undefined) return new SingleBucketRegistry(current);
+  const stored = await readRegistry(store, at);
+  return new ListedBucketRegistry(current, stored?.doc.buckets.map((b) => ({ bucket: b.bucket, region: b.region })) ?? [], stored === undefined);
 }

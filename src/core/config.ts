@@ -37,6 +37,8 @@ export interface Config {
   readonly stateBucket: string | undefined;
   readonly segmentsQueueUrl: string | undefined;
   readonly deletionsQueueUrl: string | undefined;
+  /** The segments queue's dead-letter queue: the upload function sends records that can never succeed there at once. */
+  readonly segmentsDlqUrl: string | undefined;
   readonly sourceRoot: string | undefined;
   readonly restoreRoot: string | undefined;
   /** The staging bucket ingestion nodes put segments in (`s3://` sources), when there is one. */
@@ -230,6 +232,7 @@ const schema = z.strictObject({
   S3_STORAGE_STATE_BUCKET: bucketName.optional(),
   S3_STORAGE_SEGMENTS_QUEUE_URL: httpUrl.optional(),
   S3_STORAGE_DELETIONS_QUEUE_URL: httpUrl.optional(),
+  S3_STORAGE_SEGMENTS_DLQ_URL: httpUrl.optional(),
   S3_STORAGE_SOURCE_ROOT: absolutePath.optional(),
   S3_STORAGE_RESTORE_ROOT: absolutePath.optional(),
   S3_STORAGE_STAGING_BUCKET: bucketName.optional(),
@@ -462,6 +465,7 @@ export function loadConfig(env: Env = process.env): Config {
     stateBucket: v.S3_STORAGE_STATE_BUCKET,
     segmentsQueueUrl: v.S3_STORAGE_SEGMENTS_QUEUE_URL,
     deletionsQueueUrl: v.S3_STORAGE_DELETIONS_QUEUE_URL,
+    segmentsDlqUrl: v.S3_STORAGE_SEGMENTS_DLQ_URL,
     sourceRoot: v.S3_STORAGE_SOURCE_ROOT,
     restoreRoot: v.S3_STORAGE_RESTORE_ROOT,
     staging: stagingOf(v),

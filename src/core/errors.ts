@@ -232,6 +232,18 @@ export class RegistryError extends BucketStorageError {
   }
 }
 
+/** The ingestion-node shipper's state file cannot be read, written or locked. */
+export class ShipStateError extends BucketStorageError {
+  readonly code = 'SHIP_STATE_INVALID';
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** A deletion mark in the state bucket cannot be read or parsed; it is left in place, never repaired. */
 export class DeletionMarkError extends BucketStorageError {
   readonly code = 'DELETION_MARK_INVALID';

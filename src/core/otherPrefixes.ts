@@ -3,8 +3,9 @@
  * and the deletion marks live under the prefix, so restores and cleanup see only objects under the new one.
  * This module says so at cold start: it finds the registries of other prefixes in the state bucket (one
  * ListObjectsV2 with the delimiter "_bucket-storage/" returns every prefix holding bucket-storage state, however
- * many marks each holds) and names them, as a warning when this cold start created the prefix's registry (the
- * prefix is new here), as information otherwise (other clusters may share the state bucket on purpose).
+ * many marks each holds) and names them, as a warning while the prefix has no registry yet (the prefix is new
+ * here: no upload has registered a bucket under it; cold starts only read the registry), as information once it
+ * has one (other clusters may share the state bucket on purpose).
  */
 import { ListedBucketRegistry, type BucketRegistry } from './bucketRegistry.ts';
 import type { Config } from './config.ts';
@@ -43,6 +44,6 @@ export function reportOtherPrefixes(prefix: string, registry: BucketRegistry, ot
   if (others.length === 0) return;
   const message = `S3_STORAGE_OBJECT_KEY_PREFIX ${JSON.stringify(prefix)} is a virtual bucket of its own: restores and cleanup see only objects under it. ` +
     `Other prefixes have registries in the state bucket: ${others.join(', ')}. If this cluster used one of them before, its objects are no longer found by restores nor deleted by cleanup: set the prefix back to reach them`;
-  if (registry instanceof ListedBucketRegistry && registry.fresh) logger.warn(`a fresh registry was created for this prefix. ${message}`, { prefix, otherRegistries: [...others] });
+  if (registry instanceof ListedBucketRegistry && registry.fresh) logger.warn(`no registry exists yet for this prefix (a fresh virtual bucket; its first upload creates it). ${message}`, { prefix, otherRegistries: [...others] });
   else logger.info(message, { prefix, otherRegistries: [...others] });
 }

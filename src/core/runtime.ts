@@ -1,11 +1,12 @@
 /**
  * What a function needs at cold start, built once per process from the environment: the validated config,
- * the AWS clients, the S3 access layer, the key ring and the registry of buckets. Handlers call `getRuntime()`;
- * the CLI, the demo, the benches and tests build their own with `createRuntime(env)` so nothing leaks between
+ * the AWS clients, the S3 access layer, the key ring and the registry of buckets (read, never written, at cold
+ * start; `registrar` is the upload path's one way to add the current bucket, see registryWrites.ts). Handlers
+ * call `getRuntime()`; the CLI, the demo, the benches and tests build their own with `createRuntime(env)` so nothing leaks between
  * them. Because the registry is part of the runtime, no code path can search only the current bucket of a
  * multi-bucket history by forgetting to load it.
  */
-import { openBucketRegistry, type BucketRegistry, type OpenRegistryOptions } from './bucketRegistry.ts';
+import { openBucketRegistry, type BucketRegistry } from './bucketRegistry.ts';
 import { createClients, type ClientOptions, type Clients } from './clients.ts';
 import { loadConfig, type Config } from './config.ts';
 import { openDeletionMarks, PendingDeletionsIndex, type DeletionMarks } from './deletionMarks/index.ts';
@@ -13,6 +14,7 @@ import { loadKeyRing } from './encryptionKeys.ts';
 import type { KeyRing } from './keyRing.ts';
 import { applyLogFormat, logger } from './logger.ts';
 import { findOtherRegistries, reportOtherPrefixes } from './otherPrefixes.ts';
+import { createRegistrar, type BucketRegistrar, type RegistrarOptions } from './registryWrites.ts';
 import { RequestStats } from './requestStats.ts';
 import { S3Store } from './s3Store.ts';
 
@@ -26,6 +28,8 @@ export interface Runtime {
   readonly keyRing: KeyRing;
   /** Every bucket ever used (with S3_STORAGE_STATE_BUCKET), or the current bucket alone (without it). */
   readonly registry: BucketRegistry;
+  /** Registers the current bucket before the first object is written there; only the upload path calls it. */
+  readonly registrar: BucketRegistrar;
   /** Requests, retries and throttles of every client, for the metrics of an invocation. */
   readonly requestStats: RequestStats;
   /** Pending deletions, recorded as marks in the state bucket (or the current bucket without one). */
@@ -35,8 +39,8 @@ export interface Runtime {
 }
 
 export interface RuntimeOptions {
-  /** Options of the registry's cold-start read (tests: clock, back-off). */
-  readonly registry?: OpenRegistryOptions;
+  /** Options of the registrar's conditional writes (tests: clock, back-off). */
+  readonly registrar?: RegistrarOptions;
   /** Options of the client factory (tests: the permission harness instruments every client). */
   readonly clients?: ClientOptions;
 }
@@ -58,10 +62,12 @@ export async function createRuntime(env: Readonly<Record<string, string | undefi
   const roleStore = new S3Store((region) => clients.s3AsRole(region));
   // Listed beside the registry read, not after it: no cold-start latency added.
   const others = findOtherRegistries(roleStore, config);
-  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config, options.registry)]);
+  const [keyRing, registry] = await Promise.all([loadKeyRing(config, () => clients.kms()), openBucketRegistry(roleStore, config)]);
   reportOtherPrefixes(config.keyPrefix, registry, await others);
+  // The registry is written with the role (state bucket); the bucket's existence is proved with the data credentials.
+  const registrar = createRegistrar({ registry: roleStore, buckets: store }, config, registry, options.registrar);
   const deletions = openDeletionMarks(config, store, roleStore);
-  return { config, clients, store, roleStore, keyRing, registry, requestStats, deletions, pendingDeletions: new PendingDeletionsIndex(deletions) };
+  return { config, clients, store, roleStore, keyRing, registry, registrar, requestStats, deletions, pendingDeletions: new PendingDeletionsIndex(deletions) };
 }
 
 let runtime: Promise<Runtime> | undefined;

@@ -9,6 +9,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   PutObjectCommand,
   S3ServiceException,
@@ -84,7 +85,7 @@ export function storageError(operation: string, ref: BucketRef, key: string | un
   const hint =
     status === 403
       ? 'access denied: check the credentials and the bucket policy'
-      : name === 'NoSuchBucket'
+      : name === 'NoSuchBucket' || (operation === 'HeadBucket' && status === 404)
         ? 'the bucket does not exist: check S3_STORAGE_BUCKET/S3_STORAGE_REGION or the registry'
         : err instanceof Error ? err.message : String(err);
   const where = key === undefined ? `s3://${ref.bucket}` : `s3://${ref.bucket}/${key}`;
@@ -124,6 +125,15 @@ export class S3Store {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw storageError('HeadObject', ref, key, err);
+    }
+  }
+
+  /** Resolves when the bucket exists and the credentials may use it (s3:ListBucket); a StorageError otherwise. */
+  async headBucket(ref: BucketRef): Promise<void> {
+    try {
+      await this.clientFor(ref.region).send(new HeadBucketCommand({ Bucket: ref.bucket }));
+    } catch (err) {
+      throw storageError('HeadBucket', ref, undefined, err);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { BatchProcessor, EventType } from '@aws-lambda-powertools/batch';
 import type { EventSourceDataClassTypes, FailureResponse } from '@aws-lambda-powertools/batch/types';
+import type { SQSRecord } from 'aws-lambda';
 import { errorFields, logger } from '../core/logger.ts';
 import { parseWith, segmentAnnouncementSchema, sqsEventSchema } from '../core/messages.ts';
 import { recordUploadFailure } from '../core/metrics.ts';
@@ -31,4 +32,9 @@ export function uploadBatchProcessor(): BatchProcessor {
  */
 export function refuseEventWithoutMessageIds(event: unknown): void {
   parseWith(sqsEventSchema, event, 'SQS event');
+}
+
+/** The records of the batch just processed that failed, each with its error (the processor keeps both in order). */
+export function failedRecords(processor: BatchProcessor): { record: SQSRecord; error: unknown }[] {
+  return processor.failureMessages.flatMap((record, i) => ('messageId' in record ? [{ record, error: processor.errors[i] }] : []));
 }

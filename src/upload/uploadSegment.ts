@@ -7,7 +7,8 @@
  *   3. a pending deletion of the segment is cancelled (pendingDeletion.ts)
  *   4. already stored? a copy in any registered bucket is acknowledged without a copy only when it holds this
  *      content, intact (its SHA-256: announced, or read from the source); otherwise refused (storedCopy.ts)
- *   5. abort what a crashed attempt left (multipart uploads of the key older than the upload timeout, so a live
+ *   5. register the current bucket if this is its first object (a HEAD proves it exists; registryWrites.ts),
+ *      abort what a crashed attempt left (multipart uploads of the key older than the upload timeout, so a live
  *      twin's is never touched), then stream the object, created only if the key is free (If-None-Match: *);
  *      a twin delivery that created it first is checked like any already-stored copy (writeObject.ts)
  *   6. USING_EPHEMERAL_DISKS (or a staged copy to delete): read the object back before acknowledging (readBack.ts)
@@ -27,7 +28,7 @@ import { digestOf, writeSegmentObject } from './writeObject.ts';
 import type { SegmentSource } from './source.ts';
 
 /** What an upload needs of the runtime (tests pass a store that wraps the real one). */
-export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry' | 'deletions' | 'pendingDeletions'> & {
+export type UploadRuntime = Pick<Runtime, 'config' | 'keyRing' | 'registry' | 'registrar' | 'deletions' | 'pendingDeletions'> & {
   readonly store: Pick<S3Store, 'head' | 'get' | 'put' | 'abortIncompleteUploads'>;
   /** s3:// sources are read, and staged copies deleted, with the function's role. */
   readonly roleStore: Pick<S3Store, 'head' | 'get' | 'deleteObject'>;
@@ -74,6 +75,8 @@ export async function uploadSegment(runtime: UploadRuntime, announcement: Segmen
     if (found !== undefined) return finish({ ...(await acknowledgeStored(runtime, { stored: found, identity, source, sha256: announcement.sha256, what })), cancelledDeletions });
 
     const target = runtime.registry.current;
+    // Registered before the object is written: a crash never leaves an object in a bucket the registry omits.
+    await runtime.registrar.ensureCurrentRegistered();
     // A redelivery after a crash: parts of the dead attempt are aborted first, so none are left behind. Only
     // uploads older than the upload timeout are: a younger one may be a live twin delivery of this announcement.
     await runtime.store.abortIncompleteUploads(target, key, new Date(Date.now() - runtime.config.uploadTimeoutSeconds * 1000));

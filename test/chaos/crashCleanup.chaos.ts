@@ -100,9 +100,10 @@ beforeAll(async () => {
     S3_STORAGE_DELETIONS_QUEUE_URL: queueUrl,
     LOG_LEVEL: 'ERROR',
   };
-  // Two registered buckets: cc-old, then cc-new (current).
-  await createRuntime({ ...env, S3_STORAGE_BUCKET: 'cc-old' });
+  // Two registered buckets: cc-old, then cc-new (current), registered as the upload path registers them.
+  await (await createRuntime({ ...env, S3_STORAGE_BUCKET: 'cc-old' })).registrar.ensureCurrentRegistered();
   env.S3_STORAGE_BUCKET = 'cc-new';
+  await (await createRuntime(env)).registrar.ensureCurrentRegistered();
   const keys = [...[...pendingIds, ...dueIds].map((id) => keyOf(id)), ...theirs, ...FOREIGN];
   for (const b of BUCKETS) {
     let next = 0;

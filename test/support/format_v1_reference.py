@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent implementation of the encrypted object format v1 (DESIGN.md), for cross-checking the
+"""An independent implementation of the encrypted object format v1 (docs/FORMAT.md), for cross-checking the
 TypeScript codec's golden vectors. It shares no code with the project: Python's hashlib (scrypt, HMAC) and the
 `cryptography` package (HKDF-SHA256, AES-256-GCM).
 

@@ -11,7 +11,7 @@
  *   UploadPart, CompleteMultipartUpload  s3:PutObject; of an SSE-KMS upload also kms:Decrypt on the key
  *   AbortMultipartUpload              s3:AbortMultipartUpload on the object
  *   ListMultipartUploads              s3:ListBucketMultipartUploads on the bucket
- *   ListObjectsV2                     s3:ListBucket on the bucket
+ *   ListObjectsV2, HeadBucket         s3:ListBucket on the bucket
  *   DeleteObject                      s3:DeleteObject on the object; DeleteObjects: s3:DeleteObject per key
  *   SQS <Op>(Batch)                   sqs:<Op> on the queue ARN (SendMessageBatch → sqs:SendMessage, …)
  *   KMS Decrypt, GenerateDataKey, …   kms:<Op> on the key ARN (Decrypt: the key KMS reports)
@@ -218,6 +218,7 @@ export function iamChecks(r: RecordedRequest, where: Account): IamCheck[] {
     case 'ListMultipartUploads':
       return [check('s3:ListBucketMultipartUploads', s3Bucket(bucket))];
     case 'ListObjectsV2':
+    case 'HeadBucket':
       return [check('s3:ListBucket', s3Bucket(bucket))];
     case 'DeleteObject':
       return [check('s3:DeleteObject', object())];

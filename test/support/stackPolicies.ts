@@ -32,13 +32,15 @@ export interface PolicyDocument {
 }
 
 /**
- * `npx osls package` with `params` into a new directory; resolves to the directory. Dummy credentials: packaging
+ * `npx osls package` with `params` (encryptionKey=off unless given) into a new directory; resolves to the directory. Dummy credentials: packaging
  * needs none. Asynchronous (the test process stays responsive), but run one at a time: concurrent osls runs in
  * the same service directory fail.
  */
 export async function packageStackTo(params: Readonly<Record<string, string>>, extraArgs: readonly string[] = []): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'bks-stack-'));
-  const args = ['osls', 'package', '--package', dir, ...extraArgs, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
+  // encryptionKey has no default; tests of other parts package with encryption off unless they say otherwise.
+  const all = { encryptionKey: 'off', ...params };
+  const args = ['osls', 'package', '--package', dir, ...extraArgs, ...Object.entries(all).map(([k, v]) => `--param=${k}=${v}`)];
   await promisify(execFile)('npx', args, { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeout: 180_000 });
   return dir;
 }

@@ -9,12 +9,23 @@ import { loadConfig } from '../../core/config.ts';
 import { deletionAnnouncementSchema } from '../../core/messages.ts';
 import { sendMessage } from '../../core/queues.ts';
 import { createRuntime } from '../../core/runtime.ts';
-import { requireOption, UsageError, type Command } from '../command.ts';
+import { defineCommand, requireOption, UsageError } from '../command.ts';
 
-export const deleteCommand: Command = {
+export const deleteCommand = defineCommand({
   summary: 'sends a deletion announcement (deleted after the grace period); --now --yes deletes at once',
   usage: 'delete --dataspace D --segment S [--now --yes]',
   options: { dataspace: { type: 'string' }, segment: { type: 'string' }, now: { type: 'boolean' }, yes: { type: 'boolean' } },
+  help: {
+    description:
+      "Sends one deletion announcement to S3_STORAGE_DELETIONS_QUEUE_URL. The cleanup function marks the segment for deletion and deletes its object from every registered bucket once S3_STORAGE_DELETION_DELAY_HOURS have passed (undelete cancels it until then). Prints the message id and the delay as JSON. --now --yes deletes it from every registered bucket at once instead, skipping the grace period (no undo). For many segments at once, use ship --deleted.",
+    options: {
+      dataspace: "the segment's dataspace",
+      segment: 'the segment id',
+      now: 'delete at once from every registered bucket instead of announcing (needs --yes; cannot be undone)',
+      yes: 'confirms --now',
+    },
+    examples: ['bucket-storage delete --dataspace logs --segment seg-0001', 'bucket-storage delete --dataspace logs --segment seg-0001 --now --yes'],
+  },
   async run(ctx) {
     const identity = { dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') };
     if (ctx.values.now === true) {
@@ -34,4 +45,4 @@ export const deleteCommand: Command = {
     ctx.stdout.write(`${JSON.stringify({ messageId: id, ...message, delayHours: config.deletionDelayHours })}\n`);
     return 0;
   },
-};
+});

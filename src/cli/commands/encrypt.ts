@@ -5,10 +5,11 @@ import { ConfigError } from '../../core/errors.ts';
 import { loadKeyRing } from '../../core/encryptionKeys.ts';
 import { validateIdentity } from '../../core/objectKeys.ts';
 import { createDecryptStream, createEncryptStream, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
-import { requireOption, UsageError, wholeNumberOption, type Command, type CommandContext } from '../command.ts';
+import { defineCommand, requireOption, UsageError, wholeNumberOption, type CommandContext } from '../command.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
 const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'string' } } as const;
+const identityHelp = { dataspace: 'the segment\'s dataspace (part of the encryption context)', segment: 'the segment id (part of the encryption context)' };
 
 async function setUp(ctx: CommandContext) {
   refuseDirectoryStdin(ctx);
@@ -18,10 +19,15 @@ async function setUp(ctx: CommandContext) {
   return { config, identity, keyRing };
 }
 
-export const encryptCommand: Command = {
+export const encryptCommand = defineCommand({
   summary: 'stdin → stdout, format v1 with S3_STORAGE_ENCRYPTION_KEY',
   usage: 'encrypt --dataspace D --segment S [--chunk-log2 N]',
   options: { ...identityOptions, 'chunk-log2': { type: 'string' } },
+  help: {
+    description: 'Encrypts stdin to stdout in format v1 (docs/FORMAT.md) with S3_STORAGE_ENCRYPTION_KEY, exactly as the upload function would for this segment. Touches no bucket.',
+    options: { ...identityHelp, 'chunk-log2': `log2 of the plaintext chunk size, ${MIN_CHUNK_LOG2}..${MAX_CHUNK_LOG2} (default S3_STORAGE_CHUNK_LOG2, else 20 = 1 MiB)` },
+    examples: ['bucket-storage encrypt --dataspace logs --segment seg-0001 < seg-0001 > seg-0001.bks'],
+  },
   async run(ctx) {
     const { config, identity, keyRing } = await setUp(ctx);
     if (keyRing.current === undefined) {
@@ -31,12 +37,17 @@ export const encryptCommand: Command = {
     await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
     return 0;
   },
-};
+});
 
-export const decryptCommand: Command = {
+export const decryptCommand = defineCommand({
   summary: 'stdin → stdout (current or previous keys)',
   usage: 'decrypt --dataspace D --segment S',
   options: identityOptions,
+  help: {
+    description: 'Decrypts a format v1 object from stdin to stdout with the current key or one of S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS. Only authenticated chunks are written; on failure the exit status is 1 (and a regular-file stdout is cut back).',
+    options: identityHelp,
+    examples: ['bucket-storage decrypt --dataspace logs --segment seg-0001 < seg-0001.bks > seg-0001'],
+  },
   async run(ctx) {
     const { identity, keyRing } = await setUp(ctx);
     // Only authenticated chunks reach stdout. If stdout is a regular file, a failure cuts it back to the size
@@ -50,7 +61,7 @@ export const decryptCommand: Command = {
     }
     return 0;
   },
-};
+});
 
 /** stdin redirected from a directory reads as empty: refuse it rather than encrypt or decrypt nothing. */
 function refuseDirectoryStdin(ctx: CommandContext): void {

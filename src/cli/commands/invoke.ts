@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import type { Context } from 'aws-lambda';
 import { lambdaContext } from '../../local/lambdaContext.ts';
-import { UsageError, type Command } from '../command.ts';
+import { defineCommand, UsageError } from '../command.ts';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -19,10 +19,16 @@ function isHandler(value: unknown): value is Handler {
   return typeof value === 'function';
 }
 
-export const invokeCommand: Command = {
+export const invokeCommand = defineCommand({
   summary: "runs a function's handler once with the event (JSON; stdin without --event) and prints its answer",
   usage: 'invoke upload|fetch|cleanup [--event FILE]',
   options: { event: { type: 'string' } },
+  help: {
+    description: "Runs one function's handler once, in this process, with the event (JSON) and prints its answer as JSON. The sample events in events/ are made for it.",
+    arguments: { 'upload|fetch|cleanup': 'the function to run' },
+    options: { event: 'file holding the event (default: stdin)' },
+    examples: ['bucket-storage invoke fetch --event events/fetch-whole.json'],
+  },
   async run(ctx) {
     const name = ctx.positionals[0];
     if (name === undefined || !FUNCTIONS.some((f) => f === name)) throw new UsageError(`invoke needs a function name: ${FUNCTIONS.join(', ')}`);
@@ -45,4 +51,4 @@ export const invokeCommand: Command = {
     ctx.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
     return 0;
   },
-};
+});

@@ -1,11 +1,16 @@
 import { formatSegmentKey } from '../../core/objectKeys.ts';
-import { requireOption, type Command } from '../command.ts';
+import { defineCommand, requireOption } from '../command.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
-export const keyCommand: Command = {
+export const keyCommand = defineCommand({
   summary: 'prints the object key the segment is stored under',
   usage: 'key --dataspace D --segment S',
   options: { dataspace: { type: 'string' }, segment: { type: 'string' } },
+  help: {
+    description: 'Prints the object key the segment is stored under (with S3_STORAGE_OBJECT_KEY_PREFIX; docs/FORMAT.md). Needs no key and touches no bucket.',
+    options: { dataspace: 'the segment\'s dataspace', segment: 'the segment id' },
+    examples: ['bucket-storage key --dataspace logs --segment seg-0001'],
+  },
   async run(ctx) {
     // Naming needs no key: S3_STORAGE_ENCRYPTION_KEY may be unset here (a set value is still validated).
     const key = ctx.env.S3_STORAGE_ENCRYPTION_KEY;
@@ -14,4 +19,4 @@ export const keyCommand: Command = {
     ctx.stdout.write(`${objectKey}\n`);
     return 0;
   },
-};
+});

@@ -5,15 +5,25 @@ import { pathToFileURL } from 'node:url';
 import { fetchInvocationSchema, parseWith } from '../../core/messages.ts';
 import { createRuntime } from '../../core/runtime.ts';
 import { fetchSegment } from '../../fetch/fetchSegment.ts';
-import { requireOption, UsageError, type Command } from '../command.ts';
+import { defineCommand, requireOption, UsageError } from '../command.ts';
 import { isTerminal } from '../terminal.ts';
 
 const MiB = 1024 * 1024;
 
-export const restoreCommand: Command = {
+export const restoreCommand = defineCommand({
   summary: 'restores a segment (or a byte range) to file:// or s3://, prints the answer',
   usage: 'restore --dataspace D --segment S --to URL [--range A-B]',
   options: { dataspace: { type: 'string' }, segment: { type: 'string' }, to: { type: 'string' }, range: { type: 'string' } },
+  help: {
+    description: 'Restores a segment, or an inclusive byte range of it, as the fetch function does: the current bucket first, then every registered bucket, newest first. Prints the fetch answer as JSON; progress on stderr when it is a terminal. Reads the registry, never writes it.',
+    options: {
+      dataspace: 'the segment\'s dataspace',
+      segment: 'the segment id',
+      to: 'destination: a path or file:///path inside S3_STORAGE_RESTORE_ROOT, or s3://bucket/key',
+      range: 'inclusive byte range START-END of the segment, e.g. 0-1023 (default: the whole segment)',
+    },
+    examples: ['bucket-storage restore --dataspace logs --segment seg-0001 --to /var/restore/seg-0001'],
+  },
   async run(ctx) {
     // Parsed as the fetch function's parser middleware parses its event: the same schema, the same errors.
     const invocation = parseWith(
@@ -48,7 +58,7 @@ export const restoreCommand: Command = {
       interrupt.dispose();
     }
   },
-};
+});
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 type Interrupt = (typeof SIGNALS)[number];

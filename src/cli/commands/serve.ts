@@ -4,12 +4,23 @@ import { loadConfig } from '../../core/config.ts';
 import { lambdaContext } from '../../local/lambdaContext.ts';
 import { scheduledEvent } from '../../local/lambdaEvents.ts';
 import { serveQueue } from '../../local/serve.ts';
-import { wholeNumberOption, type Command } from '../command.ts';
+import { defineCommand, wholeNumberOption } from '../command.ts';
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
   usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S] [--cleanup-budget S]',
   options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' }, 'cleanup-budget': { type: 'string' } },
+  help: {
+    description: "Runs the functions locally: polls S3_STORAGE_SEGMENTS_QUEUE_URL like Lambda's event source mapping (batches, partial failures, the queue's redrive) and runs cleanup on a timer when S3_STORAGE_DELETIONS_QUEUE_URL is set. Keeps polling through SQS failures (logged; it polls again after a pause). Stops on SIGINT/SIGTERM after the batch in hand and prints its totals.",
+    options: {
+      'batch-size': 'records per batch, 1..10 (default 10)',
+      'retry-delay': 'seconds before a failed record is seen again (default: the queue\'s visibility timeout)',
+      'until-idle': 'stop after N empty polls in a row (default: run until stopped)',
+      'cleanup-every': 'seconds between cleanup runs (default 60)',
+      'cleanup-budget': "seconds each cleanup run may take, 2..900, as the cleanup function's timeout gives it in Lambda (default 60)",
+    },
+    examples: ['bucket-storage serve --until-idle 3'],
+  },
   async run(ctx) {
     const config = loadConfig(ctx.env);
     const queueUrl = requireQueueUrl(config, 'segments');
@@ -44,4 +55,4 @@ export const serveCommand: Command = {
     ctx.stdout.write(`${JSON.stringify(totals)}\n`);
     return 0;
   },
-};
+});

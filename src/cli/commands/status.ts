@@ -12,7 +12,7 @@ import { queueError } from '../../core/queues.ts';
 import { createRuntime, type Runtime } from '../../core/runtime.ts';
 import type { BucketRef } from '../../core/s3Store.ts';
 import { measureStorage } from '../../core/storageUsage.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import { formatBytes, ProgressLine, table } from '../terminal.ts';
 
 /** A queue's RedrivePolicy attribute, as SQS writes it. */
@@ -48,17 +48,19 @@ async function queueDepths(sqs: SQSClient, url: string | undefined): Promise<Que
 }
 
 /** A registered bucket and the storage used in it: `segments` objects of `bytes`, or why it could not be listed. */
-export type BucketStatus = BucketRef & { readonly current: boolean } & ({ readonly segments: number; readonly bytes: number } | { readonly error: string });
+/** `registered` is false only for the current bucket before its first upload registers it. */
+export type BucketStatus = BucketRef & { readonly current: boolean; readonly registered: boolean } & ({ readonly segments: number; readonly bytes: number } | { readonly error: string });
 
 async function bucketStatus(runtime: Runtime, ref: BucketRef, progress: ProgressLine): Promise<BucketStatus> {
   const current = ref.bucket === runtime.registry.current.bucket && ref.region === runtime.registry.current.region;
+  const registered = !current || runtime.registry.currentRegistered !== false;
   try {
     const used = await measureStorage(runtime.store, ref, runtime.config.keyPrefix, {
       onPage: (u) => progress.update(`listing s3://${ref.bucket}: ${u.objects.toLocaleString('en-US')} segment objects, ${formatBytes(u.bytes)}`),
     });
-    return { ...ref, current, segments: used.objects, bytes: used.bytes };
+    return { ...ref, current, registered, segments: used.objects, bytes: used.bytes };
   } catch (err) {
-    return { ...ref, current, error: err instanceof Error ? err.message : String(err) };
+    return { ...ref, current, registered, error: err instanceof Error ? err.message : String(err) };
   }
 }
 
@@ -86,11 +88,12 @@ function render(status: Status): string {
   const buckets = table(
     [
       ['BUCKET', 'REGION', 'SEGMENT OBJECTS', 'BYTES', ''],
-      ...status.buckets.map((b) =>
-        'error' in b
-          ? [b.bucket, b.region, '?', '?', `unavailable: ${b.error}`]
-          : [b.bucket, b.region, b.segments.toLocaleString('en-US'), `${formatBytes(b.bytes)}`, b.current ? 'current' : ''],
-      ),
+      ...status.buckets.map((b) => {
+        const role = b.current ? (b.registered ? 'current' : 'current, not registered yet (its first upload registers it)') : '';
+        return 'error' in b
+          ? [b.bucket, b.region, '?', '?', [role, `unavailable: ${b.error}`].filter((n) => n !== '').join('; ')]
+          : [b.bucket, b.region, b.segments.toLocaleString('en-US'), `${formatBytes(b.bytes)}`, role];
+      }),
     ],
     new Set([2, 3]),
   );
@@ -100,10 +103,16 @@ function render(status: Status): string {
   return `prefix ${status.prefix === '' ? '(none)' : status.prefix}, encryption ${status.encryption}\n\n${buckets}\n\n${queues}\n\n${renderDeletions(status.pendingDeletions, status.otherRegistries)}`;
 }
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   summary: 'storage used per registered bucket (current marked), queue depths, pending deletions; --json for scripts',
   usage: 'status [--json]',
   options: { json: { type: 'boolean' } },
+  help: {
+    description:
+      'Prints every registered bucket with the segment objects and bytes stored in it under the prefix (which one is current; the current bucket is listed even before its first upload registers it), the depths of both queues and their dead-letter queues, the pending deletions (count, oldest, next due) and the registries of other prefixes in the state bucket. A table by default, progress on stderr when it is a terminal. Reads the registry, never writes it.',
+    options: { json: 'one JSON document instead of the table, for scripts' },
+    examples: ['bucket-storage status', 'bucket-storage status --json'],
+  },
   async run(ctx) {
     const runtime = await createRuntime(ctx.env);
     const progress = new ProgressLine(ctx.stderr);
@@ -123,4 +132,4 @@ export const statusCommand: Command = {
     ctx.stdout.write(ctx.values.json === true ? `${JSON.stringify(status, null, 2)}\n` : render(status));
     return 0;
   },
-};
+});

@@ -9,7 +9,7 @@ import { text } from 'node:stream/consumers';
 import { createRuntime } from '../../core/runtime.ts';
 import type { SegmentIdentity } from '../../core/objectKeys.ts';
 import { verifySegments, type VerifyReport } from '../../verify/verifySegments.ts';
-import { UsageError, type Command, type CommandContext } from '../command.ts';
+import { defineCommand, UsageError, wholeNumberOption, type CommandContext } from '../command.ts';
 import { formatBytes, ProgressLine } from '../terminal.ts';
 
 /** `dataspace/segmentId` lines (blank lines and # comments skipped). */
@@ -45,16 +45,27 @@ function summary(report: VerifyReport, metadataOnly: boolean): string {
   return [head, ...lines].join('\n') + '\n';
 }
 
-export const verifyCommand: Command = {
+export const verifyCommand = defineCommand({
   summary: 'checks stored segments: --metadata (HEAD only) or, by default, reads and authenticates every chunk',
   usage: 'verify [--dataspace D [--segment S]] [--metadata] [--expect FILE] [--concurrency N]',
   options: { dataspace: { type: 'string' }, segment: { type: 'string' }, metadata: { type: 'boolean' }, expect: { type: 'string' }, concurrency: { type: 'string' } },
+  help: {
+    description:
+      'Checks that what is stored is intact, in every registered bucket: by default each object is read through the restore path and every chunk authenticated; --metadata checks sizes and metadata with HEADs only, reading no body. Prints a summary line and one line per missing, corrupt or unreadable object (kind, segment, where, reason); exit 1 when there is any. A progress line on a terminal.',
+    options: {
+      dataspace: 'only this dataspace',
+      segment: 'only this segment (needs --dataspace)',
+      metadata: 'HEAD only: sizes and metadata, no body read',
+      expect: 'a file (- for stdin) of dataspace/segmentId lines that must exist: each one found in no registered bucket is reported missing',
+      concurrency: 'objects checked at once, 1..256 (default 32 with --metadata, 4 otherwise)',
+    },
+    examples: ['bucket-storage verify --metadata', 'bucket-storage verify --dataspace logs --segment seg-0001'],
+  },
   async run(ctx) {
     const dataspace = optionalString(ctx, 'dataspace');
     const segmentId = optionalString(ctx, 'segment');
     if (segmentId !== undefined && dataspace === undefined) throw new UsageError('--segment needs --dataspace');
-    const concurrency = optionalString(ctx, 'concurrency');
-    if (concurrency !== undefined && !/^([1-9]|[1-9]\d|1\d\d|2[0-4]\d|25[0-6])$/.test(concurrency)) throw new UsageError(`--concurrency ${concurrency}: expected 1..256`);
+    const concurrency = wholeNumberOption(ctx, 'concurrency', 1, 256);
     const metadataOnly = ctx.values.metadata === true;
     const expected = await expectedFrom(ctx);
     const runtime = await createRuntime(ctx.env);
@@ -64,11 +75,11 @@ export const verifyCommand: Command = {
       dataspace,
       segmentId,
       expected,
-      ...(concurrency !== undefined ? { concurrency: Number(concurrency) } : {}),
+      ...(concurrency !== undefined ? { concurrency } : {}),
       onProgress: (p) => progress.update(`verifying: ${p.checked}/${p.total} objects, ${formatBytes(p.bytesRead)} read, ${p.findings} problem${p.findings === 1 ? '' : 's'}`, p.checked === p.total),
     });
     progress.done();
     ctx.stdout.write(summary(report, metadataOnly));
     return report.findings.length > 0 ? 1 : 0;
   },
-};
+});
