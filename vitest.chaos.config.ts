@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/chaos/**/*.chaos.ts', 'test/fuzz.test.ts'],
-    testTimeout: 900_000,
+    // Full scale on two shared cores: the crash scenarios take up to ~15 minutes each.
+    testTimeout: 1_800_000,
     hookTimeout: 120_000,
     pool: 'forks',
     // The role of the functions under test: SQS, KMS and the state bucket are signed by the default credential

@@ -17,8 +17,8 @@ import { createRuntime, type Runtime } from '../../src/core/runtime.ts';
 import { startMoto, type MotoServer } from '../support/motoServer.ts';
 import { recordChaos, scaled } from './summary.ts';
 
-const PENDING = scaled(1500, 300);
-const DUE = scaled(2500, 400);
+const PENDING = scaled(1000, 300);
+const DUE = scaled(1500, 400);
 const KILLS_PER_WAVE = scaled(10, 6);
 const BUCKETS = ['cc-old', 'cc-new'];
 const FOREIGN = ['notes/readme.txt', 'x/_bucket-storage/registry.json', 'ef26/bks/d/s/extra'];

@@ -166,6 +166,8 @@ describe('load', () => {
     expect([...reasons].sort()).toEqual(['IntegrityError', 'InvalidMessageError', 'LocationError']);
     expect(leaked).toBe(false);
     expect(peakMiB).toBeGreaterThan(0);
-    expect(peakMiB).toBeLessThan(400);
+    // Measured: 189 MiB at 1,000 messages, 203 MiB at 5,000 (CHAOS_SCALE=small and full, 2026-11-29): flat in
+    // the message count; the bound is that plus a margin.
+    expect(peakMiB).toBeLessThan(260);
   });
 });
