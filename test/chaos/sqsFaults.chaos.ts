@@ -1,27 +1,28 @@
 /**
- * Chaos: SQS itself fails. 1,000 announcements (10% poison) through `serve`, and then a cleanup run, while the
+ * Chaos: SQS itself fails. 1,000 announcements (10% poison) through `serve`, and then cleanup runs, while the
  * fault proxy answers 10% of every SQS request of theirs (ReceiveMessage, DeleteMessageBatch,
  * ChangeMessageVisibilityBatch, SendMessageBatch of the announcements) with a 500, a reset mid-answer, or a
  * 500 after SQS did the work (a receive whose messages are then invisible, a delete that happened, a send whose
- * retry sends the batch again), and twice during serve all of them for 7 s, longer than the SDK retries, so
- * serve itself sees failed receives, deletes and visibility changes. Duplicates must be harmless: every good segment stored once (one `uploaded`
- * outcome per key, twins acknowledged as already stored), nothing lost, no message processed into two objects,
- * every poison message in the DLQ and no good one there, the announced deletions done, nothing foreign deleted.
+ * retry sends the batch again), and twice during serve all of them for 7 s, longer than the SDK's retries, so
+ * serve itself sees failed receives, deletes and visibility changes. Duplicates must be harmless: every good
+ * segment stored once (one `uploaded` outcome per key, twins acknowledged as already stored), nothing lost, no
+ * message processed into two objects, every poison message in the DLQ and no good one there, the announced
+ * deletions done (cleanup runs in this process, as scheduled, until its queue is empty), nothing foreign deleted.
  *
  * Counted, not assumed: faults by kind (the proxy's counters), deliveries per message (serve's log lines),
  * uploads per key, segments checked by SHA-256, foreign deletions by listing. CHAOS_SCALE=small runs 300.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSegmentKey } from '../../src/core/objectKeys.ts';
-import { createRuntime } from '../../src/core/runtime.ts';
+import { runCleanupOnce } from '../../src/cleanup/runCleanup.ts';
+import { createRuntime, type Runtime } from '../../src/core/runtime.ts';
 import { fetchSegment } from '../../src/fetch/index.ts';
 import { startLocalServers, type LocalServers } from '../../src/local/embeddedServers.ts';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy.ts';
@@ -73,6 +74,12 @@ function poison(i: number): string {
 }
 
 const contentOf = (i: number, size: number) => Buffer.alloc(size, (i * 31) % 251);
+
+/** Messages in a queue, visible or in flight (read directly from the server). */
+async function queuedIn(runtime: Runtime, url: string): Promise<number> {
+  const a = (await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }))).Attributes;
+  return Number(a?.ApproximateNumberOfMessages ?? 0) + Number(a?.ApproximateNumberOfMessagesNotVisible ?? 0);
+}
 
 /** Every message of a queue, read directly from the server (not through the proxy) until it is empty. */
 async function drainBodies(sqs: SQSClient, url: string): Promise<string[]> {
@@ -167,17 +174,17 @@ describe('SQS faults', () => {
     for (let i = 0; i < announcements.length; i += 10) {
       await nodeSqs.send(new SendMessageBatchCommand({ QueueUrl: deletions.url, Entries: announcements.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })) }));
     }
-    const cleanupEnv = { ...process.env, ...faulty, S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' };
-    const depth = async (url: string) => Number((await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }))).Attributes?.ApproximateNumberOfMessages ?? 0);
-    // Runs as scheduled until the deletions queue is empty (a lost receive hides its messages for 4 s); bounded.
+    // Cleanup runs as scheduled, through the same faults, with no grace period (carried out in the same run) and
+    // a 15 s budget: a receive whose answer was lost hides its messages for the run's visibility (budget + 10 s),
+    // so runs follow each other until the queue is really empty (bounded: 3 minutes).
+    const cleaner = await createRuntime({ ...faulty, S3_STORAGE_DELETIONS_QUEUE_URL: deletions.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' });
+    const queued = () => queuedIn(runtime, deletions.url);
     let cleanupRuns = 0;
-    for (; cleanupRuns < 6; cleanupRuns++) {
-      await promisify(execFile)(process.execPath, ['bin/bucket-storage.mjs', 'invoke', 'cleanup', '--event', 'events/cleanup-scheduled.json'], { env: cleanupEnv, maxBuffer: 16 << 20 });
-      await new Promise((r) => setTimeout(r, 4_500));
-      if ((await depth(deletions.url)) === 0 && Number((await runtime.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: deletions.url, AttributeNames: ['ApproximateNumberOfMessagesNotVisible'] }))).Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) === 0) {
-        cleanupRuns++;
-        break;
-      }
+    for (const until = Date.now() + 180_000; Date.now() < until; ) {
+      await runCleanupOnce(cleaner, { budgetMs: 15_000 });
+      cleanupRuns++;
+      if ((await queued()) === 0) break;
+      await new Promise((r) => setTimeout(r, 2_000));
     }
     const foreignGone = await seeded.missing();
 
@@ -226,7 +233,8 @@ describe('SQS faults', () => {
     expect(checks.checked).toBe(good.length - deleted.size);
     expect(goodInDlq).toEqual([]);
     expect(poisonMissing).toEqual([]);
-    expect(await depth(queue.url)).toBe(0);
+    expect(await queuedIn(runtime, queue.url)).toBe(0);
+    expect(await queuedIn(runtime, deletions.url)).toBe(0);
     expect(deletionsMissed).toBe(0);
     expect(foreignGone).toEqual([]);
   });
