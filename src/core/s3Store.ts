@@ -12,12 +12,12 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   S3ServiceException,
-  type ChecksumAlgorithm,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
+import type { ByteSource } from './byteSource.ts';
 import { BucketStorageError, StorageError } from './errors.ts';
+import { uploadStream } from './multipartUpload.ts';
 
 export interface BucketRef {
   readonly bucket: string;
@@ -53,10 +53,11 @@ export interface PutOptions {
   readonly metadata?: Record<string, string>;
   /** SSE-KMS under this key ARN (bucket key enabled) when set. */
   readonly kmsKeyArn?: string | undefined;
-  readonly checksumAlgorithm?: ChecksumAlgorithm;
+  /** The additional checksum of every part: always CRC32, computed as the body is read (multipartUpload.ts). */
+  readonly checksumAlgorithm?: 'CRC32';
   readonly partSize: number;
   readonly queueSize: number;
-  /** Lets a caller stop an upload in flight; lib-storage aborts the multipart upload. */
+  /** Lets a caller stop an upload in flight; its multipart upload is then aborted. */
   readonly abortSignal?: AbortSignal;
   readonly onProgress?: (loaded: number) => void;
 }
@@ -129,26 +130,22 @@ export class S3Store {
     }
   }
 
-  /** Streams `body` to S3: one PUT when small, multipart otherwise (aborted on failure by lib-storage). */
-  async put(ref: BucketRef, key: string, body: Readable, options: PutOptions): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
-    const upload = new Upload({
-      client: this.clientFor(ref.region),
-      partSize: options.partSize,
-      queueSize: options.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: ref.bucket,
-        Key: key,
-        Body: body,
-        Metadata: options.metadata,
-        ...(options.checksumAlgorithm ? { ChecksumAlgorithm: options.checksumAlgorithm } : {}),
-        ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } : {}),
-      },
-      ...(options.abortSignal ? { abortController: abortControllerFor(options.abortSignal) } : {}),
-    });
-    if (options.onProgress) upload.on('httpUploadProgress', (p) => options.onProgress?.(p.loaded ?? 0));
+  /** Uploads `body` (pulled into the part buffers, or a stream) to S3: one PUT when small, multipart otherwise,
+   *  aborted on failure (multipartUpload.ts). */
+  async put(ref: BucketRef, key: string, body: ByteSource | Readable, options: PutOptions): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
+    const params = {
+      Bucket: ref.bucket,
+      Key: key,
+      Metadata: options.metadata,
+      ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } as const : {}),
+    };
     try {
-      const out = await upload.done();
+      const out = await uploadStream(this.clientFor(ref.region), params, body, {
+        partSize: options.partSize,
+        queueSize: options.queueSize,
+        signal: options.abortSignal,
+        onProgress: options.onProgress,
+      });
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
@@ -251,11 +248,4 @@ export class S3Store {
       throw storageError('DeleteObjects', ref, undefined, err);
     }
   }
-}
-
-function abortControllerFor(signal: AbortSignal): AbortController {
-  const controller = new AbortController();
-  if (signal.aborted) controller.abort(signal.reason);
-  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
-  return controller;
 }

@@ -1,14 +1,18 @@
 /**
- * Streams a segment into its object: source → SHA-256 and size check (VerifyingMeter) → format v1 encryption
- * (unless `off`) → multipart upload with a CRC32 additional checksum, SSE-KMS when a key ARN is set.
+ * Moves a segment into its object: source → size and SHA-256 check (CheckedBytes) → format v1 encryption
+ * (SealedBytes, unless `off`) → multipart upload with a CRC32 additional checksum, SSE-KMS when a key ARN is
+ * set. The bytes are pulled from the source straight into the upload's part buffers (src/core/byteSource.ts):
+ * read once, sealed once, no stream and no copy in between.
  *
  * The expected sha256 (the announcement's, or with encryption `off` the digest that goes into bks-sha256) is
- * checked in the meter's flush, before the body ends, so a mismatch (a wrong announcement, or a source that
- * changed while it was read) errors the body and lib-storage aborts the multipart upload: no object appears.
- * A crash mid-upload leaves no object either (S3 shows a multipart object only on CompleteMultipartUpload), so
- * a redelivery starts clean. With an announced sha256, a format v1 object carries bks-mac (digestMac.ts).
+ * checked as the last byte is read, before the last part is sent, so a mismatch (a wrong announcement, or a
+ * source that changed while it was read) fails the upload and its multipart upload is aborted: no object
+ * appears. A crash mid-upload leaves no object either (S3 shows a multipart object only on
+ * CompleteMultipartUpload), so a redelivery starts clean. With an announced sha256, a format v1 object carries
+ * bks-mac (digestMac.ts). The plaintext's SHA-256 is computed only where something needs it: an announced
+ * sha256 to check, or encryption `off` (bks-sha256); with encryption on the chunk tags are the integrity check.
  */
-import { pipeline, type Readable } from 'node:stream';
+import { CheckedBytes } from '../core/byteSource.ts';
 import type { Config } from '../core/config.ts';
 import { digestMac } from '../core/digestMac.ts';
 import { StorageError } from '../core/errors.ts';
@@ -16,8 +20,7 @@ import type { KeyEntry, KeyRing } from '../core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../core/objectMetadata.ts';
 import type { SegmentIdentity } from '../core/objectKeys.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
-import { ciphertextSize, createEncryptStream, type EncryptStream } from '../core/format/index.ts';
-import { VerifyingMeter } from '../core/verifyingMeter.ts';
+import { SealedBytes } from '../core/format/index.ts';
 import type { SegmentSource } from './source.ts';
 import type { Written } from './readBack.ts';
 
@@ -39,45 +42,48 @@ export interface WriteRequest {
 }
 
 export interface WrittenObject extends Written {
-  /** Hex SHA-256 of the plaintext, computed while streaming. */
-  readonly sha256: string;
+  /** Hex SHA-256 of the plaintext, computed while reading it when something needs it (see above). */
+  readonly sha256: string | undefined;
 }
 
 /** Writes the segment's object in `request.target`; rejects leaving no object. */
 export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRequest): Promise<WrittenObject> {
   const { source, what } = request;
   const current = runtime.keyRing.current;
-  const encrypt = current === undefined ? undefined : createEncryptStream({ key: current, identity: request.identity, chunkLog2: runtime.config.chunkLog2 });
   // With encryption off the plaintext digest goes into the metadata, which S3 takes before the first byte: the
   // announced sha256 when given, otherwise a first pass over the source computes it.
-  const plainSha = encrypt === undefined ? (request.sha256 ?? (await digestOf(source, what))) : undefined;
-  const metadata = encrypt
-    ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: encrypt.header.raw, mac: macOf(current, encrypt, request) })
-    : encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha });
-  const meter = new VerifyingMeter({ size: source.size, sha256: plainSha ?? request.sha256, sha256Of: SHA256_OF, what });
-  const raw = await source.open();
-  const body: Readable = encrypt ? pipeline(raw, meter, encrypt, () => undefined) : pipeline(raw, meter, () => undefined);
-  const storedSize = encrypt ? ciphertextSize(source.size, encrypt.header.chunkLog2) : source.size;
-  let put: { etag: string | undefined; checksumCrc32: string | undefined };
+  const plainSha = current === undefined ? (request.sha256 ?? (await digestOf(source, what))) : undefined;
+  const bytes = await source.openBytes();
   try {
-    put = await runtime.store.put(request.target, request.key, body, {
-      metadata,
-      kmsKeyArn: runtime.config.kmsKeyArn,
-      checksumAlgorithm: 'CRC32',
-      partSize: runtime.config.partSize,
-      queueSize: runtime.config.transferConcurrency,
-    });
-  } catch (err) {
-    put = await acceptLostCompletion(runtime, request, err, { storedSize, encrypt });
+    const plaintext = new CheckedBytes(bytes, { size: source.size, sha256: plainSha ?? request.sha256, sha256Of: SHA256_OF, digest: current === undefined, what });
+    const sealed = current === undefined ? undefined : new SealedBytes({ key: current, identity: request.identity, chunkLog2: runtime.config.chunkLog2, plaintext, plaintextSize: source.size });
+    const metadata = sealed
+      ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: sealed.header.raw, mac: macOf(current, sealed, request) })
+      : encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha });
+    const storedSize = sealed ? sealed.storedSize : source.size;
+    let put: { etag: string | undefined; checksumCrc32: string | undefined };
+    try {
+      put = await runtime.store.put(request.target, request.key, sealed ?? plaintext, {
+        metadata,
+        kmsKeyArn: runtime.config.kmsKeyArn,
+        checksumAlgorithm: 'CRC32',
+        partSize: runtime.config.partSize,
+        queueSize: runtime.config.transferConcurrency,
+      });
+    } catch (err) {
+      put = await acceptLostCompletion(runtime, request, err, { storedSize, sealed });
+    }
+    return { storedSize, checksumCrc32: put.checksumCrc32, sha256: plaintext.sha256 };
+  } finally {
+    await bytes.close();
   }
-  return { storedSize, checksumCrc32: put.checksumCrc32, sha256: meter.sha256 };
 }
 
 /** What the expected digest of an upload is, for the meter's message. */
 const SHA256_OF = 'announced sha256, or the digest read before the upload: the source changed while it was read, or the announcement is wrong';
 
-function macOf(key: KeyEntry | undefined, encrypt: EncryptStream, request: WriteRequest): string | undefined {
-  return key !== undefined && request.sha256 !== undefined ? digestMac(key, encrypt.header.salt, request.identity, request.sha256) : undefined;
+function macOf(key: KeyEntry | undefined, sealed: SealedBytes, request: WriteRequest): string | undefined {
+  return key !== undefined && request.sha256 !== undefined ? digestMac(key, sealed.header.salt, request.identity, request.sha256) : undefined;
 }
 
 /** A CompleteMultipartUpload whose answer was lost: S3 completed it, and the SDK's retry got NoSuchUpload. */
@@ -93,20 +99,27 @@ async function acceptLostCompletion(
   runtime: WriteRuntime,
   request: WriteRequest,
   err: unknown,
-  expected: { readonly storedSize: number; readonly encrypt: EncryptStream | undefined },
+  expected: { readonly storedSize: number; readonly sealed: SealedBytes | undefined },
 ): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
   if (!isLostCompletion(err)) throw err;
   const landed = await runtime.store.head(request.target, request.key);
   const meta = landed && decodeObjectMetadata(landed.metadata);
-  const sameHeader = expected.encrypt === undefined || meta?.header?.equals(expected.encrypt.header.raw) === true;
+  const sameHeader = expected.sealed === undefined || meta?.header?.equals(expected.sealed.header.raw) === true;
   if (landed === undefined || meta === undefined || landed.size !== expected.storedSize || meta.plaintextSize !== request.source.size || !sameHeader) throw err;
   return { etag: landed.etag, checksumCrc32: landed.checksumCrc32 };
 }
 
-/** The SHA-256 of the source, read once to its end (size checked). */
+/** The SHA-256 of the source, read once to its end (size checked), through one reused 1 MiB buffer. */
 export async function digestOf(source: SegmentSource, what: string): Promise<string> {
-  const meter = new VerifyingMeter({ size: source.size, what });
-  const stream = await source.open();
-  await new Promise<void>((resolve, reject) => pipeline(stream, meter, (err) => (err ? reject(err) : resolve())).resume());
-  return meter.sha256;
+  const bytes = await source.openBytes();
+  try {
+    const plaintext = new CheckedBytes(bytes, { size: source.size, digest: true, what });
+    const buffer = Buffer.allocUnsafe(DIGEST_READ_SIZE);
+    while ((await plaintext.read(buffer)) === buffer.length);
+    return plaintext.sha256 ?? '';
+  } finally {
+    await bytes.close();
+  }
 }
+
+const DIGEST_READ_SIZE = 1 << 20;
