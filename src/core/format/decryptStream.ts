@@ -3,7 +3,8 @@
  * encryptStream.ts. It holds about two chunks, whatever the object's size, and releases a chunk's plaintext
  * only after its tag verified, so a failing stream never releases unauthenticated bytes.
  *
- * States: awaiting the header → reading chunks (chunkReader.ts) → finished (any byte more is refused).
+ * States: awaiting the header → reading chunks (chunkReader.ts: deciphered as they arrive, released once
+ * verified) → finished (any byte more is refused). Only the header is queued; chunk bytes are never copied.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { AuthenticationError, InvalidRangeError, MalformedHeaderError } from '../errors.ts';
@@ -54,21 +55,24 @@ export class DecryptStream extends Transform {
   }
 
   override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    settle(done, () => {
-      this.#stored.push(data);
-      this.#advance(false);
-    });
+    settle(done, () => this.#advance(data, false));
   }
 
   override _flush(done: TransformCallback): void {
-    settle(done, () => this.#advance(true));
+    settle(done, () => this.#advance(undefined, true));
   }
 
-  /** Moves through the states as far as the bytes held allow; `ended`: no byte more will come. */
-  #advance(ended: boolean): void {
-    if (this.#state.name === 'awaitingHeader') this.#state = this.#readHeader(ended);
-    if (this.#state.name === 'readingChunks') this.#state = this.#readChunks(this.#state.chunks, ended);
-    if (this.#state.name === 'finished') this.#refuseTrailingBytes(this.#state.chunks);
+  /** Moves through the states with `data` (the bytes that arrived); `ended`: no byte more will come. */
+  #advance(data: Buffer | undefined, ended: boolean): void {
+    let rest = data;
+    if (this.#state.name === 'awaitingHeader') {
+      if (rest !== undefined) this.#stored.push(rest);
+      this.#state = this.#readHeader(ended);
+      rest = this.#state.name === 'awaitingHeader' ? undefined : this.#stored.takeAll();
+    }
+    if (this.#state.name === 'readingChunks') this.#state = this.#readChunks(this.#state.chunks, rest, ended);
+    // Bytes after the final chunk are not part of the object: they fail as the chunk after it.
+    else if (this.#state.name === 'finished' && rest !== undefined && rest.length > 0) throw new AuthenticationError(this.#state.chunks.nextChunk);
   }
 
   /** The header from the options (ranged reads) or the first 48 bytes; MalformedHeaderError if the stream ends first. */
@@ -92,17 +96,15 @@ export class DecryptStream extends Transform {
     return new SizedChunkReader(cipher, header.chunkLog2, plaintextSize, range);
   }
 
-  /** Pushes the plaintext of every chunk that can be opened now; at the end, of all that are left (or fails). */
-  #readChunks(chunks: ChunkReader, ended: boolean): State {
-    for (const plain of ended ? chunks.finish(this.#stored) : chunks.read(this.#stored)) {
-      if (plain.length > 0) this.push(plain);
-    }
+  /** Pushes the plaintext of every chunk that verified; at the end, of all that are left (or fails). */
+  #readChunks(chunks: ChunkReader, data: Buffer | undefined, ended: boolean): State {
+    if (data !== undefined && data.length > 0) for (const plain of chunks.read(data)) this.#pushPiece(plain);
+    if (ended) for (const plain of chunks.finish()) this.#pushPiece(plain);
     return chunks.done ? { name: 'finished', chunks } : { name: 'readingChunks', chunks };
   }
 
-  /** Bytes after the final chunk are not part of the object: they fail as the chunk after it. */
-  #refuseTrailingBytes(chunks: ChunkReader): void {
-    if (this.#stored.length > 0) throw new AuthenticationError(chunks.nextChunk);
+  #pushPiece(plain: Buffer): void {
+    if (plain.length > 0) this.push(plain);
   }
 }
 
