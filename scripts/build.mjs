@@ -21,6 +21,10 @@ export async function buildAll(outdir = 'dist') {
       metafile: true,
       legalComments: 'none',
       logLevel: 'error',
+      // The packages' ES module builds, not their CommonJS ones: esbuild can tree-shake those (the S3 client's
+      // 100+ commands and their schemas down to the few we send), which cut each bundle from ~850 to ~670 KiB
+      // and module init by a fifth (npm run bench bundle).
+      mainFields: ['module', 'main'],
       // Some dependencies are CommonJS and call require(): give the ESM bundle one.
       banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     });
