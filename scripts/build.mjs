@@ -35,7 +35,32 @@ export async function buildAll(outdir = 'dist') {
   return sizes;
 }
 
+/**
+ * The CLI, compiled for bin/bucket-storage.mjs: our TypeScript as ES modules (packages stay in node_modules,
+ * where the CLI runs from), one chunk per command, so `encrypt` starts in a fraction of the time the
+ * TypeScript loader takes (bin runs this only while it is newer than the sources; tsx otherwise).
+ */
+export async function buildCli(outdir = 'dist') {
+  await build({
+    entryPoints: { main: 'src/cli/main.ts' },
+    outdir: `${outdir}/cli`,
+    entryNames: '[name]',
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: true,
+    packages: 'external',
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: 'linked',
+    logLevel: 'error',
+  });
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const sizes = await buildAll();
   for (const [fn, bytes] of Object.entries(sizes)) console.log(`dist/${fn}/index.mjs  ${(bytes / 1024).toFixed(0)} KiB`);
+  await buildCli();
+  console.log('dist/cli/main.mjs (the CLI, run by bin/bucket-storage.mjs while it is newer than the sources)');
 }

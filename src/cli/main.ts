@@ -7,8 +7,9 @@ import { BucketStorageError } from '../core/errors.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
 import { commands } from './commands/index.ts';
 
-function usage(): string {
-  const lines = Object.values(commands).map((c: Command) => `  ${c.usage.padEnd(52)} ${c.summary}`);
+async function usage(): Promise<string> {
+  const all = await Promise.all(Object.values(commands).map((load) => load()));
+  const lines = all.map((c: Command) => `  ${c.usage.padEnd(52)} ${c.summary}`);
   return `usage: bucket-storage <command> [options]\n${lines.join('\n')}\n`;
 }
 
@@ -19,14 +20,15 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const stderr = io.stderr ?? process.stderr;
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === 'help') {
-    (name === undefined ? stderr : (io.stdout ?? process.stdout)).write(usage());
+    (name === undefined ? stderr : (io.stdout ?? process.stdout)).write(await usage());
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
-  if (command === undefined) {
-    stderr.write(`bucket-storage: unknown command ${JSON.stringify(name)}\n${usage()}`);
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (load === undefined) {
+    stderr.write(`bucket-storage: unknown command ${JSON.stringify(name)}\n${await usage()}`);
     return 2;
   }
+  const command = await load();
   try {
     const { values, positionals } = parseArgs({ args: [...rest], options: command.options, allowPositionals: true, strict: true });
     return await command.run({

@@ -1,22 +1,18 @@
-/** The command table of the CLI; each command lives in its own module. */
+/**
+ * The command table of the CLI; each command lives in its own module, loaded only when it runs (or for the
+ * help text), so `encrypt` does not pay for the SDK clients, the local servers and the handlers that `serve`
+ * and `invoke` need.
+ */
 import type { Command } from '../command.ts';
-import { deleteCommand } from './delete.ts';
-import { decryptCommand, encryptCommand } from './encrypt.ts';
-import { enqueueCommand } from './enqueue.ts';
-import { invokeCommand } from './invoke.ts';
-import { keyCommand } from './key.ts';
-import { serveCommand } from './serve.ts';
-import { statusCommand } from './status.ts';
-import { restoreCommand } from './restore.ts';
 
-export const commands: Readonly<Record<string, Command>> = {
-  encrypt: encryptCommand,
-  decrypt: decryptCommand,
-  key: keyCommand,
-  enqueue: enqueueCommand,
-  invoke: invokeCommand,
-  serve: serveCommand,
-  restore: restoreCommand,
-  delete: deleteCommand,
-  status: statusCommand,
+export const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  encrypt: async () => (await import('./encrypt.ts')).encryptCommand,
+  decrypt: async () => (await import('./encrypt.ts')).decryptCommand,
+  key: async () => (await import('./key.ts')).keyCommand,
+  enqueue: async () => (await import('./enqueue.ts')).enqueueCommand,
+  invoke: async () => (await import('./invoke.ts')).invokeCommand,
+  serve: async () => (await import('./serve.ts')).serveCommand,
+  restore: async () => (await import('./restore.ts')).restoreCommand,
+  delete: async () => (await import('./delete.ts')).deleteCommand,
+  status: async () => (await import('./status.ts')).statusCommand,
 };

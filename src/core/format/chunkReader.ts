@@ -8,7 +8,9 @@
  *   short is TruncatedError even mid-chunk; it may hold only a range's chunk span;
  * - unsized: the last chunk is known only when the stream ends, so a full chunk is verified as a middle chunk
  *   only once a byte beyond it arrived (the mirror of the writer); its ciphertext is deciphered as a middle
- *   chunk meanwhile and kept (by reference), so that the final chunk can be opened again as the last one.
+ *   chunk meanwhile and copied into one reused buffer, so that the final chunk can be opened again as the
+ *   last one.
+ * Neither keeps the buffers it is fed: a caller may reuse its read buffer as soon as `read` returns.
  */
 import type { DecipherGCM } from 'node:crypto';
 import { AuthenticationError, TruncatedError } from '../errors.ts';
@@ -27,8 +29,8 @@ class OpeningChunk {
   readonly #cipherSize: number;
   readonly #tag = Buffer.alloc(TAG_SIZE);
   readonly #plain: Buffer[] = [];
-  /** The stored bytes as they came (unsized reader only: the last chunk is opened again from them). */
-  readonly #stored: Buffer[] | undefined;
+  /** A copy of the stored bytes (unsized reader only: the last chunk is opened again from them). */
+  readonly #stored: Buffer | undefined;
   received = 0;
 
   constructor(
@@ -37,11 +39,11 @@ class OpeningChunk {
     readonly last: boolean,
     /** Bytes of the sealed chunk: ciphertext and tag. */
     readonly sealedSize: number,
-    keepStored: boolean,
+    stored?: Buffer,
   ) {
     this.#decipher = cipher.decipherFor(index, last);
     this.#cipherSize = sealedSize - TAG_SIZE;
-    this.#stored = keepStored ? [] : undefined;
+    this.#stored = stored;
   }
 
   get full(): boolean {
@@ -52,7 +54,7 @@ class OpeningChunk {
   take(data: Buffer, offset: number): number {
     const n = Math.min(data.length - offset, this.sealedSize - this.received);
     const bytes = data.subarray(offset, offset + n);
-    this.#stored?.push(bytes);
+    if (this.#stored !== undefined) bytes.copy(this.#stored, this.received);
     const cipherBytes = Math.max(0, Math.min(n, this.#cipherSize - this.received));
     for (let from = 0; from < cipherBytes; from += CIPHER_PIECE) {
       this.#plain.push(this.#decipher.update(bytes.subarray(from, Math.min(cipherBytes, from + CIPHER_PIECE))));
@@ -73,9 +75,9 @@ class OpeningChunk {
     }
   }
 
-  /** The stored bytes received, as one buffer (unsized reader: the final chunk, opened again). */
+  /** The stored bytes received (unsized reader: the final chunk, opened again). */
   stored(): Buffer {
-    return Buffer.concat(this.#stored ?? []);
+    return this.#stored?.subarray(0, this.received) ?? Buffer.alloc(0);
   }
 }
 
@@ -101,12 +103,12 @@ export abstract class ChunkReader {
   /** True once the last chunk this stream holds was opened. */
   abstract get done(): boolean;
 
-  /** Feeds stored bytes; returns the plaintext of every chunk that verified. AuthenticationError if a tag does
-   *  not verify, or if bytes follow the last chunk. */
-  abstract read(data: Buffer): Buffer[];
+  /** Feeds stored bytes; appends to `out` the plaintext of every chunk that verified. AuthenticationError if a
+   *  tag does not verify, or if bytes follow the last chunk (the chunks before it are in `out` by then). */
+  abstract read(data: Buffer, out: Buffer[]): void;
 
-  /** At the end of the stream: opens what is left, or throws TruncatedError naming the first chunk missing. */
-  abstract finish(): Buffer[];
+  /** At the end of the stream: opens what is left into `out`, or throws TruncatedError naming the first chunk missing. */
+  abstract finish(out: Buffer[]): void;
 
   /** Counts the next chunk as read; returns the parts of its (authenticated) plaintext inside the window. */
   protected release(pieces: readonly Buffer[], out: Buffer[]): void {
@@ -142,8 +144,7 @@ export class SizedChunkReader extends ChunkReader {
     return this.nextChunk >= this.#endChunk;
   }
 
-  override read(data: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+  override read(data: Buffer, out: Buffer[]): void {
     for (let offset = 0; offset < data.length; ) {
       if (this.done) throw new AuthenticationError(this.nextChunk); // bytes after the final chunk
       const chunk = (this.#current ??= this.#open());
@@ -154,22 +155,19 @@ export class SizedChunkReader extends ChunkReader {
       this.#current = undefined;
       this.release(plain, out);
     }
-    // An empty chunk (the empty plaintext) is whole before any byte of it: its tag is all it holds.
-    return out;
   }
 
-  override finish(): Buffer[] {
+  override finish(): void {
     if (!this.done) {
       const index = this.nextChunk;
       throw new TruncatedError(`object ends inside or before chunk ${index} (${this.#current?.received ?? 0} bytes of it): it was truncated`, { chunkIndex: index });
     }
-    return [];
   }
 
   #open(): OpeningChunk {
     const index = this.nextChunk;
     const last = index === this.#totalChunks - 1;
-    return new OpeningChunk(this.cipher, index, last, chunkPlainSize(this.#plaintextSize, this.chunkLog2, index) + TAG_SIZE, false);
+    return new OpeningChunk(this.cipher, index, last, chunkPlainSize(this.#plaintextSize, this.chunkLog2, index) + TAG_SIZE);
   }
 }
 
@@ -177,6 +175,8 @@ export class SizedChunkReader extends ChunkReader {
 export class UnsizedChunkReader extends ChunkReader {
   #finalOpened = false;
   #current: OpeningChunk | undefined;
+  /** The stored bytes of the chunk being read, copied (allocated once, reused chunk after chunk). */
+  #stored: Buffer | undefined;
 
   constructor(cipher: ChunkCipher, chunkLog2: number) {
     super(cipher, chunkLog2, 0, { start: 0, end: Number.POSITIVE_INFINITY });
@@ -186,8 +186,7 @@ export class UnsizedChunkReader extends ChunkReader {
     return this.#finalOpened;
   }
 
-  override read(data: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+  override read(data: Buffer, out: Buffer[]): void {
     for (let offset = 0; offset < data.length; ) {
       let chunk = (this.#current ??= this.#open());
       if (chunk.full) {
@@ -199,20 +198,18 @@ export class UnsizedChunkReader extends ChunkReader {
       }
       offset += chunk.take(data, offset);
     }
-    return out;
   }
 
-  override finish(): Buffer[] {
+  override finish(out: Buffer[]): void {
     const chunk = this.#current;
     const index = this.nextChunk;
     this.#checkFinalChunkBegun(chunk?.received ?? 0);
     const sealed = chunk?.stored() ?? Buffer.alloc(0);
     const plain = this.cipher.open(index, true, sealed);
-    const out: Buffer[] = [];
     if (plain !== undefined) {
       this.#finalOpened = true;
       this.release([plain], out);
-      return out;
+      return;
     }
     if (sealed.length === this.chunkSize + TAG_SIZE && this.cipher.open(index, false, sealed) !== undefined) {
       // A full chunk that verifies only as a middle chunk: the object was cut at a chunk boundary. Its bytes
@@ -224,7 +221,8 @@ export class UnsizedChunkReader extends ChunkReader {
 
   /** A chunk, deciphered as a middle chunk until the stream says otherwise. */
   #open(): OpeningChunk {
-    return new OpeningChunk(this.cipher, this.nextChunk, false, this.chunkSize + TAG_SIZE, true);
+    this.#stored ??= Buffer.allocUnsafe(this.chunkSize + TAG_SIZE);
+    return new OpeningChunk(this.cipher, this.nextChunk, false, this.chunkSize + TAG_SIZE, this.#stored);
   }
 
   /** TruncatedError unless the bytes left can be a final chunk (a tag, and one byte unless it is the only chunk). */

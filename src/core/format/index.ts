@@ -17,4 +17,4 @@ export { TAG_SIZE } from './chunkCipher.ts';
 export { checkRange, chunkCount, ciphertextSize, planRange, type RangePlan } from './layout.ts';
 export { createEncryptStream, EncryptStream, type EncryptOptions } from './encryptStream.ts';
 export { SealedBytes, type SealOptions } from './sealedBytes.ts';
-export { createDecryptStream, DecryptStream, type DecryptOptions } from './decryptStream.ts';
+export { createDecryptStream, Decryptor, DecryptStream, type DecryptOptions } from './decryptStream.ts';
