@@ -1,9 +1,8 @@
 /**
- * fetch (invoked): restores a segment, or a byte range of it, to a file:// or s3:// destination.
- * Event: the fetch invocation of docs/FORMAT.md, parsed by Powertools' parser middleware (a malformed one is an
- * InvalidMessageError naming the field); answer: the fetch answer. A failure is thrown as its typed error, so
- * Lambda's invoke error carries its class (errorType, e.g. SegmentNotFoundError) and message. middy aborts the
- * handler's signal DEADLINE_MARGIN_MS before the deadline: the restore stops and removes what it wrote.
+ * fetch (invoked): restores a segment, or a byte range of it, to a file:// or s3:// destination. The event is
+ * parsed by Powertools' parser (a malformed one is an InvalidMessageError naming the field); a failure is thrown
+ * as its typed error (Lambda's errorType). middy aborts the handler's signal DEADLINE_MARGIN_MS before the
+ * deadline: the restore stops and removes what it wrote. Each restore or failure is a metric line.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { parser } from '@aws-lambda-powertools/parser/middleware';
@@ -12,9 +11,11 @@ import type { Context } from 'aws-lambda';
 import { stopBeforeDeadline } from '../src/core/deadline.ts';
 import { logger } from '../src/core/logger.ts';
 import { fetchInvocationSchema, type FetchAnswer, type FetchInvocation } from '../src/core/messages.ts';
+import { functionMetrics } from '../src/core/functionMetrics.ts';
 import { invalidMessageOnParseError } from '../src/core/parseErrorMiddleware.ts';
 import { getRuntime } from '../src/core/runtime.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { restoreMetrics } from '../src/fetch/restoreMetrics.ts';
 
 async function fetchHandler(invocation: FetchInvocation, _context: Context, { signal }: MiddyHandlerObject): Promise<FetchAnswer> {
   const answer = await fetchSegment(await getRuntime(), invocation, { signal });
@@ -23,6 +24,6 @@ async function fetchHandler(invocation: FetchInvocation, _context: Context, { si
 }
 
 export const handler = middy(fetchHandler, stopBeforeDeadline)
-  .use(injectLambdaContext(logger))
+  .use([injectLambdaContext(logger), ...functionMetrics('fetch'), restoreMetrics()])
   .use(parser({ schema: fetchInvocationSchema }))
   .use(invalidMessageOnParseError(fetchInvocationSchema, 'fetch invocation'));

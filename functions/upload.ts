@@ -1,30 +1,24 @@
 /**
  * upload (SQS-triggered): each record is a segment announcement, parsed once by the batch processor
- * (src/upload/uploadBatch.ts), uploaded and reported on its own. The answer lists failed records by SQS
- * messageId (batchItemFailures), so one bad record never fails or delays the others; the queue's redrive
- * policy moves a record that keeps failing to the DLQ.
+ * (src/upload/uploadBatch.ts), uploaded and reported on its own (src/upload/storeRecord.ts: log and metric
+ * lines). The answer lists failed records by SQS messageId (batchItemFailures), so one bad record never fails
+ * or delays the others; the queue's redrive policy moves a record that keeps failing to the DLQ.
  */
-import { processPartialResponse, type ParsedRecord } from '@aws-lambda-powertools/batch';
+import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { functionMetrics } from '../src/core/functionMetrics.ts';
 import { logger } from '../src/core/logger.ts';
-import type { SegmentAnnouncement } from '../src/core/messages.ts';
-import { getRuntime } from '../src/core/runtime.ts';
 import { refuseEventWithoutMessageIds, uploadBatchProcessor } from '../src/upload/uploadBatch.ts';
-import { uploadSegment } from '../src/upload/uploadSegment.ts';
+import { storeRecord } from '../src/upload/storeRecord.ts';
 
 const processor = uploadBatchProcessor();
-
-async function recordHandler(record: ParsedRecord<SQSRecord, SegmentAnnouncement>): Promise<void> {
-  const result = await uploadSegment(await getRuntime(), record.body);
-  logger.info('segment stored', { messageId: record.messageId, ...result });
-}
 
 async function uploadHandler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   refuseEventWithoutMessageIds(event);
   // One record at a time: memory stays that of one upload (part size × concurrency), whatever the batch.
-  return processPartialResponse(event, recordHandler, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
+  return processPartialResponse(event, storeRecord, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
 }
 
-export const handler = middy(uploadHandler).use(injectLambdaContext(logger));
+export const handler = middy(uploadHandler).use(injectLambdaContext(logger)).use(functionMetrics('upload'));

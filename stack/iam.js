@@ -11,8 +11,9 @@
 // - ListMultipartUploads needs s3:ListBucketMultipartUploads on the bucket (upload aborts a crashed attempt).
 // - An SSE-KMS write needs kms:GenerateDataKey, and a multipart one kms:Decrypt as well, on the key itself (a
 //   grant on an alias ARN authorises nothing: params.js refuses alias ARNs).
-// The registry key repeats src/core/objectKeys.ts registryKey() (this file is CommonJS, loaded by osls);
-// test/iamRegistryKey.test.ts checks that both agree.
+// The registry key, the size logger's state key and the deletion marks' prefix repeat src/core/objectKeys.ts
+// registryKey(), storageSizeKey() and deletionMarksPrefix() (this file is CommonJS, loaded by osls);
+// test/iamRegistryKey.test.ts checks that they agree.
 'use strict';
 
 const { readParams } = require('./params.js');
@@ -32,6 +33,26 @@ function registry(p) {
     allow(['s3:ListBucket'], [join('arn:aws:s3:::', { Ref: 'StateBucket' })]),
     allow(['s3:GetObject', 's3:PutObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/registry.json`)]),
   ];
+}
+
+/**
+ * Cleanup's bucket storage size logger (src/cleanup/storageSizeLogger.ts): lists the data buckets (segment
+ * objects and bytes) and keeps its state beside the registry. It never deletes what it lists.
+ */
+function sizeLogger(p) {
+  return [
+    allow(['s3:ListBucket'], bucketArns(p.buckets)),
+    allow(['s3:GetObject', 's3:PutObject'], [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/storage-size.json`)]),
+  ];
+}
+
+/**
+ * The deletion marks (state bucket, under the prefix): upload reads and rewrites them (an announced segment
+ * cancels its pending deletion); cleanup also creates, claims and removes them. Listing them is the registry's
+ * s3:ListBucket on the state bucket (which also names other prefixes' registries at cold start).
+ */
+function deletionMarks(p, actions) {
+  return allow(actions, [join('arn:aws:s3:::', { Ref: 'StateBucket' }, `/${p.keyPrefix}_bucket-storage/deletions/*`)]);
 }
 
 /** kms: secrets (S3_STORAGE_ENCRYPTION_KEY and previous keys) are decrypted at cold start. */
@@ -71,6 +92,7 @@ const statements = {
       // Writes go to the current bucket only; a crashed attempt's parts are listed and aborted first.
       allow(['s3:ListBucketMultipartUploads'], bucketArns([p.bucket])),
       allow(['s3:PutObject', 's3:AbortMultipartUpload'], objects([p.bucket])),
+      deletionMarks(p, ['s3:GetObject', 's3:PutObject']),
       ...staging(p),
       pollQueue('SegmentsQueue'),
       ...(p.kmsKeyArn ? [allow(['kms:GenerateDataKey', 'kms:Decrypt'], [p.kmsKeyArn])] : []),
@@ -86,6 +108,8 @@ const statements = {
       allow(['s3:ListBucket'], bucketArns(p.buckets)),
       allow(['s3:GetObject'], objects(p.buckets)),
       ...(p.restoreBucket ? [allow(['s3:PutObject', 's3:AbortMultipartUpload'], objects([p.restoreBucket]))] : []),
+      // A killed restore's multipart upload of the same s3:// destination is listed and aborted by the next one.
+      ...(p.restoreBucket ? [allow(['s3:ListBucketMultipartUploads'], bucketArns([p.restoreBucket]))] : []),
       // Reading SSE-KMS objects; writing an s3:// restore under the same key needs GenerateDataKey too.
       ...(p.kmsKeyArn ? [allow(p.restoreBucket ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'], [p.kmsKeyArn])] : []),
       ...secretKey(p),
@@ -97,8 +121,10 @@ const statements = {
     return [
       logs(p, 'cleanup'),
       ...registry(p),
-      // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket.
+      // DeleteObjects: s3:DeleteObject per key; cleanup never lists a data bucket to decide what to delete.
       allow(['s3:DeleteObject'], objects(p.buckets)),
+      ...sizeLogger(p),
+      deletionMarks(p, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']),
       drainQueue('DeletionsQueue'),
       ...secretKey(p),
     ];

@@ -119,6 +119,15 @@ async function efsOf(resolveVariable) {
   };
 }
 
+/** The grace period of deletions (S3_STORAGE_DELETION_DELAY_HOURS): a whole number of hours, 0..720. */
+function deletionDelayHours(value) {
+  const hours = Number(value === '' ? '72' : value);
+  if (!/^\d+$/.test(value === '' ? '72' : value) || hours > 720) {
+    throw new StackParameterError(`the stack parameter "deletionDelayHours" is ${JSON.stringify(value)}; expected a whole number of hours, 0..720 (72 by default)`);
+  }
+  return hours;
+}
+
 /** Every parameter the stack/*.js files use, checked. Throws StackParameterError. */
 async function parseParams(resolveVariable) {
   const bucket = await text(resolveVariable, 'bucket');
@@ -136,11 +145,12 @@ async function parseParams(resolveVariable) {
     restoreBucket: restoreBucket === '' ? '' : bucketName('restoreBucket', restoreBucket),
     staging: await stagingOf(resolveVariable, buckets),
     efs: await efsOf(resolveVariable),
+    deletionDelayHours: deletionDelayHours(await text(resolveVariable, 'deletionDelayHours')),
   };
 }
 
 /** What the other resolvers read while `check` reports a bad parameter (packaging then fails). */
-const PLACEHOLDER = Object.freeze({ stage: 'invalid', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined });
+const PLACEHOLDER = Object.freeze({ stage: 'invalid', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined, deletionDelayHours: 72 });
 
 /** The checked parameters; placeholders when they are bad (`check` reports that). */
 async function readParams(resolveVariable) {

@@ -40,6 +40,15 @@ const CASES: Record<string, { good: string; bad: string; check?: (c: ReturnType<
   S3_STORAGE_RESTORE_CONCURRENCY: { good: '4', bad: 'four', check: (c) => expect(c.restoreConcurrency).toBe(4) },
   S3_STORAGE_CLEANUP_DRY_RUN: { good: 'true', bad: 'dry', check: (c) => expect(c.cleanupDryRun).toBe(true) },
   S3_STORAGE_PLAIN_OBJECTS_BEFORE: { good: '2026-11-25T04:00:00Z', bad: 'last tuesday', check: (c) => expect(c.plainObjectsBefore?.toISOString()).toBe('2026-11-25T04:00:00.000Z') },
+  BUCKET_STORAGE_SIZE_LOGGER_ENABLED: { good: 'false', bad: 'off', check: (c) => expect(c.sizeLogger.enabled).toBe(false) },
+  BUCKET_STORAGE_SIZE_LOGGER_INTERVAL_MINUTES: { good: '15', bad: '0', check: (c) => expect(c.sizeLogger.intervalMinutes).toBe(15) },
+  S3_STORAGE_USE_HTTP_PROXY: { good: 'false', bad: 'no', check: (c) => expect(c.proxy?.forS3).toBe(false) },
+  HTTP_PROXY_HOST: { good: 'proxy.example.com', bad: 'http://proxy:3128', check: (c) => expect(c.proxy?.description).toBe('HTTP_PROXY_HOST proxy.example.com:3128') },
+  HTTP_PROXY_PORT: { good: '3128', bad: '70000' },
+  HTTP_PROXY_USERNAME: { good: 'ops', bad: '' },
+  HTTP_PROXY_PASSWORD: { good: 'proxy-secret', bad: '' },
+  S3_STORAGE_DELETION_DELAY_HOURS: { good: '0', bad: '721', check: (c) => expect(c.deletionDelayHours).toBe(0) },
+  S3_STORAGE_UPLOAD_TIMEOUT_SECONDS: { good: '300', bad: '0', check: (c) => expect(c.uploadTimeoutSeconds).toBe(300) },
 };
 
 /** Variables that only make sense in pairs get their partner. */
@@ -47,6 +56,10 @@ function withPartner(name: string, value: string): Record<string, string> {
   if (name === 'S3_STORAGE_ACCESSKEY') return { [name]: value, S3_STORAGE_SECRETKEY: 'partner-secret' };
   if (name === 'S3_STORAGE_SECRETKEY') return { [name]: value, S3_STORAGE_ACCESSKEY: 'AKIAPARTNER' };
   if (name === 'S3_STORAGE_STAGING_REGION' || name === 'S3_STORAGE_DELETE_STAGED_AFTER_UPLOAD') return { [name]: value, S3_STORAGE_STAGING_BUCKET: 'staging-bucket' };
+  if (name === 'S3_STORAGE_USE_HTTP_PROXY') return { [name]: value, HTTPS_PROXY: 'http://proxy.example.com:3128' };
+  if (name === 'HTTP_PROXY_HOST') return { [name]: value, HTTP_PROXY_PORT: '3128' };
+  if (name === 'HTTP_PROXY_USERNAME') return { [name]: value, HTTP_PROXY_PASSWORD: 'partner-secret', HTTP_PROXY_HOST: 'proxy', HTTP_PROXY_PORT: '3128' };
+  if (name === 'HTTP_PROXY_PASSWORD') return { [name]: value, HTTP_PROXY_USERNAME: 'partner', HTTP_PROXY_HOST: 'proxy', HTTP_PROXY_PORT: '3128' };
   return { [name]: value };
 }
 
@@ -76,7 +89,7 @@ describe('config', () => {
       expect(err.variable).toBe(name);
       expect(err.message).toContain(name);
       expect(err.message).not.toContain(SECRET);
-      const secret = ['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY'].includes(name);
+      const secret = ['S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS', 'S3_STORAGE_SECRETKEY', 'HTTP_PROXY_PASSWORD'].includes(name);
       if (secret && c.bad !== '') expect(err.message).not.toContain(c.bad);
     });
   }

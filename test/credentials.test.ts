@@ -70,6 +70,8 @@ describe('with static keys set', () => {
     await fetchSegment(rt, { dataspace: 'cred', segmentId: 'seg-1', destination: 's3://cred-restore/restored/seg-1' });
     await sendMessage(rt.clients.sqs, rt.config, { queue: 'deletions', schema: deletionAnnouncementSchema, message: { version: 1, dataspace: 'cred', segmentId: 'seg-1' }, what: 'deletion announcement' });
     expect(await runCleanupOnce(rt, { budgetMs: 30_000 })).toMatchObject({ completed: 1 });
+    // Once due, the deletion is carried out (DeleteObjects on the data bucket, with the static keys).
+    expect(await runCleanupOnce(rt, { budgetMs: 30_000, now: () => Date.now() + 73 * 3_600_000 })).toMatchObject({ segmentsDeleted: 1 });
 
     const byKey = (pick: (r: (typeof recorder.requests)[number]) => boolean) => new Set(recorder.requests.filter(pick).map((r) => r.accessKeyId));
     const services = new Set(recorder.requests.map((r) => r.service));

@@ -10,6 +10,11 @@ describe('npm start demo', () => {
     expect(run.stdout).toContain('messages in DLQ      1');
     // After its switch to a fresh bucket, the demo announces an old segment again: found in the old bucket.
     expect(run.stdout).toContain('announced segment-00 again: already-stored in bucket-storage-demo\n');
+    // The upload lag, and the storage used in each registered bucket after the switch and cleanup.
+    expect(run.stdout).toMatch(/upload lag {11}median \d+ s, max \d+ s from announcement to stored object/);
+    expect(run.stdout).toMatch(/storage used {9}bucket-storage-demo: 4 segment objects, [\d.]+ MiB\n/);
+    expect(run.stdout).toMatch(/storage used {9}bucket-storage-demo-2 \(current\): 1 segment objects, 0\.1 MiB\n/);
+    expect(run.stdout).not.toContain('"_aws"');
     expect(run.stdout).toContain('demo OK');
   });
 });

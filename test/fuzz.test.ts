@@ -1,8 +1,11 @@
 /**
  * Hostile input, fuzzed: announcements, deletion messages, fetch invocations, stored object bytes and file
- * locations. Every case must end in a value or a typed BucketStorageError (never another exception, never a
- * crash), no path may escape its root, and no secret may appear in any error message.
- * FUZZ_RUNS sets the cases per kind (default 10,000, the bounded CI form).
+ * locations, and configurations. Every case must end in a value or a typed BucketStorageError (never another
+ * exception, never a crash) and no path may escape its root. No secret may appear in any error: the fuzzed
+ * configurations carry the secret in every secret variable, and the decryptor's key ring holds the key derived
+ * from it; errors are searched for both in every form (test/support/leakCheck.ts).
+ * FUZZ_RUNS sets the cases per kind (default 10,000, the bounded CI form). The chaos suite's summary gets the
+ * number of cases run, counted as they run.
  */
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +13,9 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/core/config.ts';
 import { parseRegistry } from '../src/core/bucketRegistry.ts';
 import { BucketStorageError, RegistryError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
@@ -19,18 +24,42 @@ import { parseLocation } from '../src/core/locations.ts';
 import { deletionAnnouncementSchema, fetchInvocationSchema, parseJsonWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
 import { Secret } from '../src/core/secret.ts';
 import { createDecryptStream, createEncryptStream } from '../src/core/format/index.ts';
+import { recordChaos } from './chaos/summary.ts';
+import { findLeaks, formsOf, type SecretForm } from './support/leakCheck.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SECRET = 'fuzz-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e2b6d0f4a8c3e7b1d5f9a2c6e0b4d8f3a';
+const SECRET_ACCESS_KEY = 'fuzz-secret-access-key-wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLE';
+/** The secrets' forms; the master key derived from SECRET is added once derived (the decryptor's ring holds it). */
+const secretForms: SecretForm[] = [...formsOf('encryption secret', SECRET), ...formsOf('secret access key', SECRET_ACCESS_KEY)];
 
-/** Runs `fn`; returns 'ok' or the typed error; anything else fails the test. */
-function classify(fn: () => unknown): 'ok' | BucketStorageError {
+/** Cases run, per kind, counted as each runs (the chaos summary's fuzzing row). */
+const cases = new Map<string, number>();
+const count = (kind: string) => cases.set(kind, (cases.get(kind) ?? 0) + 1);
+afterAll(() => {
+  const total = [...cases.values()].reduce((a, b) => a + b, 0);
+  recordChaos({ scenario: `fuzzing: ${[...cases.keys()].join(', ')}`, faults: { 'fuzz cases': total }, note: [...cases].map(([k, n]) => `${k} ${n}`).join(', ') });
+});
+
+/** Fails the test if any form of a secret is in the message of `err` or of its causes (cheap enough for every case;
+ * test/secretLeak.test.ts inspects errors whole). */
+function expectNoSecretIn(err: unknown): void {
+  const texts = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) texts.push({ source: `fuzzed case, cause ${depth}`, text: `${e.name}: ${e.message}` });
+  expect(findLeaks(texts, secretForms)).toEqual([]);
+}
+
+/**
+ * Runs `fn`; returns 'ok' or the typed error; anything else fails the test. `secretsReach`: the code under test
+ * was handed the secrets, so its errors are searched for them (elsewhere the search could not fail).
+ */
+function classify(fn: () => unknown, secretsReach = false): 'ok' | BucketStorageError {
   try {
     fn();
     return 'ok';
   } catch (err) {
     if (!(err instanceof BucketStorageError)) throw new Error(`untyped error: ${String(err)}`, { cause: err });
-    expect(err.message).not.toContain(SECRET);
+    if (secretsReach) expectNoSecretIn(err);
     return err;
   }
 }
@@ -69,6 +98,7 @@ describe('fuzzed messages', () => {
     });
     fc.assert(
       fc.property(arb, (text) => {
+        count('announcements');
         const r = classify(() => parseJsonWith(segmentAnnouncementSchema, text, 'segment announcement'));
         if (r === 'ok') {
           const m = parseJsonWith(segmentAnnouncementSchema, text, 'segment announcement');
@@ -83,7 +113,7 @@ describe('fuzzed messages', () => {
 
   it(`deletion announcements: ${RUNS} cases, typed errors only`, () => {
     const arb = messageArbitrary({ version: fc.oneof(fc.constant(1), anyJsonValue), dataspace: identifierish, segmentId: identifierish });
-    fc.assert(fc.property(arb, (text) => void classify(() => parseJsonWith(deletionAnnouncementSchema, text, 'deletion announcement'))), { numRuns: RUNS });
+    fc.assert(fc.property(arb, (text) => void (count('deletions'), classify(() => parseJsonWith(deletionAnnouncementSchema, text, 'deletion announcement')))), { numRuns: RUNS });
   });
 
   it(`fetch invocations: ${RUNS} cases, typed errors only`, () => {
@@ -93,7 +123,7 @@ describe('fuzzed messages', () => {
       destination: locationish,
       range: fc.oneof(fc.record({ start: fc.integer(), end: fc.integer() }), anyJsonValue),
     });
-    fc.assert(fc.property(arb, (text) => void classify(() => parseJsonWith(fetchInvocationSchema, text, 'fetch invocation'))), { numRuns: RUNS });
+    fc.assert(fc.property(arb, (text) => void (count('fetch invocations'), classify(() => parseJsonWith(fetchInvocationSchema, text, 'fetch invocation')))), { numRuns: RUNS });
   });
 });
 
@@ -104,6 +134,7 @@ describe('fuzzed registry object', () => {
     const text = fc.oneof({ weight: 6, arbitrary: doc.map((d) => JSON.stringify(d)) }, { weight: 2, arbitrary: fc.string({ maxLength: 200 }) }, { weight: 2, arbitrary: anyJsonValue.map((v) => JSON.stringify(v) ?? 'null') });
     fc.assert(
       fc.property(text, (t) => {
+        count('registry objects');
         const r = classify(() => parseRegistry(t, 'registry'));
         if (r === 'ok') {
           const parsed = parseRegistry(t, 'registry');
@@ -130,6 +161,7 @@ describe('fuzzed file locations', () => {
   it(`never resolves outside the root: ${RUNS} cases`, async () => {
     await fc.assert(
       fc.asyncProperty(urlArb, async (url) => {
+        count('file locations');
         for (const resolve of [resolveExistingInsideRoot, resolveNewInsideRoot]) {
           try {
             const loc = parseLocation('source', url);
@@ -157,7 +189,7 @@ describe('fuzzed object bytes', () => {
       return Buffer.concat(out);
     } catch (err) {
       if (!(err instanceof BucketStorageError)) throw new Error(`untyped error: ${String(err)}`, { cause: err });
-      expect(err.message).not.toContain(SECRET);
+      expectNoSecretIn(err);
       return err;
     }
   }
@@ -165,6 +197,7 @@ describe('fuzzed object bytes', () => {
   it(`random and adversarial bytes: ${RUNS} cases, only typed errors, never accepted`, async () => {
     const ring = await KeyRing.fromSecrets(new Secret(SECRET), [], async (s) => s.reveal());
     const key = ring.current!;
+    secretForms.push(...formsOf('master key', key.master));
     const plaintext = randomBytes(3 * 65536 + 11);
     const chunks: Buffer[] = [];
     for await (const c of Readable.from([plaintext]).pipe(createEncryptStream({ key, identity, chunkLog2: 16 }))) chunks.push(c as Buffer);
@@ -181,6 +214,7 @@ describe('fuzzed object bytes', () => {
     );
     await fc.assert(
       fc.asyncProperty(mutation, fc.boolean(), async (bytes, sizeKnown) => {
+        count('object bytes');
         const r = await decrypt(ring, bytes, sizeKnown ? plaintext.length : undefined);
         // Any accepted input must be exactly the plaintext (a mutation can only be accepted if it is a no-op).
         if (Buffer.isBuffer(r)) expect(r.equals(plaintext)).toBe(true);
@@ -188,4 +222,37 @@ describe('fuzzed object bytes', () => {
       { numRuns: RUNS },
     );
   }, 600_000);
+});
+
+describe('fuzzed configurations', () => {
+  const secretVariables = { S3_STORAGE_ENCRYPTION_KEY: SECRET, S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `old-key-0123456789abcdef,${SECRET}`, S3_STORAGE_ACCESSKEY: 'AKIAFUZZ', S3_STORAGE_SECRETKEY: SECRET_ACCESS_KEY };
+  const variables = ['S3_STORAGE_BUCKET', 'S3_STORAGE_REGION', 'S3_STORAGE_KMS_KEY_ARN', 'S3_STORAGE_OBJECT_KEY_PREFIX', 'S3_STORAGE_ENDPOINT_BASE', 'S3_STORAGE_PATH_STYLE_ACCESS', 'USING_EPHEMERAL_DISKS', 'S3_STORAGE_STATE_BUCKET', 'S3_STORAGE_SEGMENTS_QUEUE_URL', 'S3_STORAGE_SOURCE_ROOT', 'S3_STORAGE_CHUNK_LOG2', 'S3_STORAGE_PART_SIZE_MIB', 'S3_STORAGE_RESTORE_CONCURRENCY', 'LOG_LEVEL', 'S3_STORAGE_TYPO'];
+  // Hostile values for the other variables, and the secret variables broken around the secret.
+  const secretShapes = fc.constantFrom<Record<string, string>>(
+    {},
+    { S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `[${SECRET}` },
+    { S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `["${SECRET}", 7]` },
+    { S3_STORAGE_PREVIOUS_ENCRYPTION_KEYS: `${SECRET},,off` },
+    { S3_STORAGE_ACCESSKEY: '' },
+    { S3_STORAGE_ACCESSKEY: 'bad key id' },
+    { S3_STORAGE_ENCRYPTION_KEYS: SECRET },
+  );
+  const env = fc.tuple(fc.dictionary(fc.constantFrom(...variables), fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('eu-west-1', 'logs-bucket', 'true', '16', '/abs', 'http://127.0.0.1:9', 'DEBUG')), { maxKeys: 6 }), secretShapes);
+
+  // A fifth of RUNS: each case validates a whole configuration and searches its error or its printout.
+  const configRuns = Math.ceil(RUNS / 5);
+  it(`configurations: ${configRuns} cases with the secrets set, a typed ConfigError or a config, never a secret in either`, () => {
+    fc.assert(
+      fc.property(env, ([others, shape]) => {
+        count('configurations');
+        const input = { S3_STORAGE_BUCKET: 'logs-bucket', S3_STORAGE_REGION: 'eu-west-1', ...secretVariables, ...others, ...shape };
+        const r = classify(() => loadConfig(input), true);
+        if (r === 'ok') {
+          const config = loadConfig(input);
+          expect(findLeaks([{ source: 'config', text: `${inspect(config, { depth: 8, showHidden: true })} ${JSON.stringify(config)}` }], secretForms)).toEqual([]);
+        }
+      }),
+      { numRuns: configRuns },
+    );
+  });
 });

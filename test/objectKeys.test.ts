@@ -1,7 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidIdentifierError } from '../src/core/errors.ts';
-import { formatSegmentKey, MAX_IDENTIFIER_LENGTH, normalisePrefix, parseSegmentKey, partitionHash, registryKey, validateIdentifier } from '../src/core/objectKeys.ts';
+import {
+  deletionMarksPrefix,
+  formatDeletionMarkKey,
+  formatSegmentKey,
+  markDueTime,
+  MAX_IDENTIFIER_LENGTH,
+  normalisePrefix,
+  parseDeletionMarkKey,
+  parseSegmentKey,
+  partitionHash,
+  prefixOfRegistryKey,
+  registryKey,
+  validateIdentifier,
+} from '../src/core/objectKeys.ts';
 
 // Golden examples: written down once; a change here is a change of every stored object's name.
 const GOLDEN: [prefix: string, dataspace: string, segmentId: string, key: string][] = [
@@ -85,6 +98,40 @@ describe('object keys', () => {
 
   it('the registry object never parses as a segment key', () => {
     for (const p of ['', 'cluster-a/']) expect(parseSegmentKey(p, registryKey(p))).toBeUndefined();
+  });
+
+  it('golden deletion mark keys: due second in fixed width, 16 hex id; parse(format(x)) = x', () => {
+    const due = new Date('2026-11-28T04:00:00.000Z');
+    expect(formatDeletionMarkKey('', due, '0123456789abcdef')).toBe('_bucket-storage/deletions/20261128T040000Z-0123456789abcdef.json');
+    expect(formatDeletionMarkKey('cluster-a/', due, '0123456789abcdef')).toBe('cluster-a/_bucket-storage/deletions/20261128T040000Z-0123456789abcdef.json');
+    expect(parseDeletionMarkKey('cluster-a/', 'cluster-a/_bucket-storage/deletions/20261128T040000Z-0123456789abcdef.json')).toEqual({ due, id: '0123456789abcdef' });
+    expect(markDueTime(new Date('2026-11-25T04:00:00.999Z'), 72 * 3_600_000)).toEqual(due);
+    for (const bad of ['20261128T040000Z-0123456789ABCDEF.json', '20261131T040000Z-0123456789abcdef.json', '20261128T040000Z-0123456789abcdef.json.tmp', '2026-11-28-0123456789abcdef.json']) {
+      expect(parseDeletionMarkKey('', deletionMarksPrefix('') + bad)).toBeUndefined();
+    }
+    expect(() => formatDeletionMarkKey('', new Date(due.getTime() + 1), '0123456789abcdef')).toThrow(InvalidIdentifierError);
+  });
+
+  it('property: mark keys sort by due time, parse back, and never parse as segment keys (nor under another prefix)', () => {
+    const id = fc.stringMatching(/^[0-9a-f]{16}$/);
+    const second = fc.integer({ min: 0, max: 253_402_300_799 }).map((s) => new Date(s * 1000));
+    fc.assert(
+      fc.property(prefix, prefix, second, second, id, id, (p, other, a, b, idA, idB) => {
+        const ka = formatDeletionMarkKey(p, a, idA);
+        const kb = formatDeletionMarkKey(p, b, idB);
+        expect(parseDeletionMarkKey(p, ka)).toEqual({ due: a, id: idA });
+        if (a.getTime() < b.getTime()) expect(ka < kb).toBe(true);
+        expect(parseSegmentKey(p, ka)).toBeUndefined();
+        expect(parseSegmentKey('', ka)).toBeUndefined();
+        if (other !== p) expect(parseDeletionMarkKey(other, ka)).toBeUndefined();
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('the prefix of a registry key is found back; other keys are not registry keys', () => {
+    for (const p of ['', 'cluster-a/', 'a/b/']) expect(prefixOfRegistryKey(registryKey(p))).toBe(p);
+    for (const k of ['registry.json', 'x_bucket-storage/registry.json/', 'a//_bucket-storage/registry.json', '_bucket-storage/deletions/registry.json']) expect(prefixOfRegistryKey(k)).toBeUndefined();
   });
 
   it.each([

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCleanupOnce } from '../src/cleanup/runCleanup.ts';
+import { logStorageSize, sizeLogStateFor } from '../src/cleanup/storageSizeLogger.ts';
 import { createClients } from '../src/core/clients.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { IntegrityError, LocationError, SegmentNotFoundError } from '../src/core/errors.ts';
@@ -203,10 +204,15 @@ describe('the scenarios, recorded', () => {
     for (const id of ['seg-a3', 'seg-b1']) await nodeSends('plain', 'deletions', { version: 1, dataspace: 'perm', segmentId: id });
     await nodeSends('plain', 'segments', announcement('seg-b9', 's3://perm-staging/in/seg-b9'));
     const cleanup = await runtimeOf('cleanup', 'plain');
-    const dry = await runCleanupOnce(cleanup, { budgetMs: 60_000, dryRun: true, visibilityTimeoutSeconds: 1 });
+    const dry = await runCleanupOnce(cleanup, { budgetMs: 60_000, dryRun: true, visibilityTimeoutSeconds: 1, waitTimeSeconds: 0 });
     expect(dry).toMatchObject({ received: 2, deleteRequests: 0 });
     await new Promise((r) => setTimeout(r, 1_100));
-    expect(await runCleanupOnce(cleanup, { budgetMs: 60_000 })).toMatchObject({ received: 2, completed: 2 });
+    // The deletions become pending marks (the stack's grace period, 72 h) …
+    expect(await runCleanupOnce(cleanup, { budgetMs: 60_000 })).toMatchObject({ received: 2, completed: 2, marked: 2, deleteRequests: 0 });
+    // … carried out by the first run after they are due: claimed, deleted from both buckets, removed.
+    expect(await runCleanupOnce(cleanup, { budgetMs: 60_000, now: () => Date.now() + 73 * 3_600_000 })).toMatchObject({ marksApplied: 1, segmentsDeleted: 2 });
+    // After its deletions, the cleanup function measures the storage used per bucket (its size logger).
+    expect(await logStorageSize(cleanup, sizeLogStateFor(cleanup), { budgetMs: 60_000 })).toMatchObject({ status: 'logged' });
   });
 
   it('full: SSE-KMS uploads, a kms: secret, staged sources in another region deleted once stored', async () => {
@@ -227,7 +233,9 @@ describe('the scenarios, recorded', () => {
     expect(await fetchSegment(fetch, invocation('seg-c2', `file://${join(root, 'out', 'c2')}`))).toMatchObject({ bytesWritten: 7 * MiB });
     expect(await fetchSegment(fetch, invocation('seg-c2', 's3://perm-restore/restored/c2'))).toMatchObject({ bytesWritten: 7 * MiB });
     await nodeSends('full', 'deletions', { version: 1, dataspace: 'perm', segmentId: 'seg-c1' });
-    expect(await runCleanupOnce(await runtimeOf('cleanup', 'full'), { budgetMs: 60_000 })).toMatchObject({ completed: 1 });
+    const cleanup = await runtimeOf('cleanup', 'full');
+    expect(await runCleanupOnce(cleanup, { budgetMs: 60_000 })).toMatchObject({ completed: 1 });
+    expect(await runCleanupOnce(cleanup, { budgetMs: 60_000, now: () => Date.now() + 73 * 3_600_000 })).toMatchObject({ segmentsDeleted: 1 });
     const gets = recorder.of('fetch', 'full').filter((r) => r.operation === 'GetObject' && r.bucket === 'perm-data');
     expect(gets.every((r) => r.kmsKey !== undefined)).toBe(true);
   });

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { runChecked, runProcess } from './support/runProcess.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NAMESPACE } from '../src/core/metrics.ts';
 import { describeDenials, evaluate, packageStackTo, principalsOf, readTemplate, type Template } from './support/stackPolicies.ts';
 
 type Json = Record<string, unknown>;
@@ -20,6 +21,7 @@ interface Statement {
   Condition?: Json;
 }
 const KMS_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:bucket-storage-alarms';
 const FS_ARN = 'arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123abcd';
 const AP_SOURCES = 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0';
 const AP_RESTORES = 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef1';
@@ -60,6 +62,8 @@ beforeAll(async () => {
     restoreRoot: '/mnt/restore',
     kmsKeyArn: KMS_ARN,
     restoreBucket: 'restores',
+    alarmTopicArn: TOPIC,
+    queueAgeAlarmSeconds: '600',
   });
 }, 300_000);
 afterAll(() => {
@@ -92,6 +96,9 @@ describe('packaged stack', () => {
       expect(p.Architectures).toEqual(['arm64']);
       expect(p.Handler).toBe(`dist/${fn.toLowerCase()}/index.handler`);
       expect(env(plain, fn)).toMatchObject({ S3_STORAGE_BUCKET: 'logs-2026', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_STATE_BUCKET: { Ref: 'StateBucket' }, S3_STORAGE_SEGMENTS_QUEUE_URL: { Ref: 'SegmentsQueue' }, S3_STORAGE_DELETIONS_QUEUE_URL: { Ref: 'DeletionsQueue' }, S3_STORAGE_PLAIN_OBJECTS_BEFORE: '' });
+      // The grace period and the upload timeout (the age below which the sweep spares a multipart upload).
+      expect(String(env(plain, fn).S3_STORAGE_DELETION_DELAY_HOURS)).toBe('72');
+      expect(String(env(plain, fn).S3_STORAGE_UPLOAD_TIMEOUT_SECONDS)).toBe(String(resources(plain).UploadLambdaFunction!.Properties.Timeout));
     }
   });
 
@@ -124,6 +131,11 @@ describe('packaged stack', () => {
     expect(actions(plain, 'FetchRole')).not.toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).toContain('s3:DeleteObject');
     expect(actions(plain, 'CleanupRole')).not.toContain('s3:AbortMultipartUpload');
+    // The upload's sweep lists the multipart uploads of its key.
+    expect(actions(plain, 'UploadRole')).toContain('s3:ListBucketMultipartUploads');
+    // Deletion marks: cleanup deletes them; upload rewrites them (cancellations) but deletes nothing.
+    const markDeletes = statements(plain, 'CleanupRole').filter((s) => s.Action.includes('s3:DeleteObject') && JSON.stringify(s.Resource).includes('StateBucket'));
+    expect(JSON.stringify(markDeletes)).toContain('/_bucket-storage/deletions/*');
     // Fetch writes nothing to the segment buckets: its only PutObject is on the registry object.
     const fetchPuts = statements(plain, 'FetchRole').filter((s) => s.Action.includes('s3:PutObject'));
     expect(JSON.stringify(fetchPuts)).toContain('_bucket-storage/registry.json');
@@ -251,6 +263,8 @@ describe('parameters', () => {
     [{ bucket: 'b-1', ...efs, securityGroupIds: '' }, /"securityGroupIds" is required with an EFS access point/],
     [{ bucket: 'b-1', ...efs, sourceRoot: '/data/segments' }, /"sourceRoot" must be a directory under \/mnt\//],
     [{ bucket: 'b-1', ...efs, efsAccessPointArn: 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/x' }, /"efsAccessPointArn" .* is not an EFS access point ARN/],
+    [{ bucket: 'b-1', deletionDelayHours: '721' }, /"deletionDelayHours" is "721"; expected a whole number of hours, 0\.\.720/],
+    [{ bucket: 'b-1', deletionDelayHours: '1.5' }, /"deletionDelayHours"/],
   ] as const)('%j is refused, naming the parameter', async (values, message) => {
     await expect(read(values)).rejects.toThrow(message);
   });
@@ -274,5 +288,40 @@ describe('the README\'s package command', () => {
     rmSync('.serverless', { recursive: true, force: true });
     await runChecked('bash', ['-c', command ?? 'false'], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'none', AWS_SECRET_ACCESS_KEY: 'none', SLS_TELEMETRY_DISABLED: '1' }, timeoutMs: 240_000 });
     for (const file of ['cloudformation-template-update-stack.json', 'upload.zip', 'fetch.zip', 'cleanup.zip']) expect(existsSync(join('.serverless', file))).toBe(true);
+  });
+});
+
+describe('alarms and dashboard', () => {
+  it('alarms: both DLQs, the age of the oldest segment announcement, upload errors, cleanup failures', () => {
+    const alarms = Object.fromEntries(Object.entries(resources(plain)).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm').map(([name, r]) => [name, r.Properties]));
+    expect(Object.keys(alarms).sort()).toEqual(['CleanupErrorsAlarm', 'CleanupFailuresAlarm', 'DeletionsDeadLetterAlarm', 'SegmentsDeadLetterAlarm', 'SegmentsQueueAgeAlarm', 'UploadErrorsAlarm']);
+    for (const [alarm, dlq] of [['SegmentsDeadLetterAlarm', 'SegmentsDeadLetterQueue'], ['DeletionsDeadLetterAlarm', 'DeletionsDeadLetterQueue']] as const) {
+      expect(alarms[alarm]).toMatchObject({ Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }], Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    }
+    expect(alarms.SegmentsQueueAgeAlarm).toMatchObject({ MetricName: 'ApproximateAgeOfOldestMessage', Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['SegmentsQueue', 'QueueName'] } }], Threshold: 900 });
+    // The metrics of src/core/metrics.ts, with the dimensions the functions emit them under (test/metrics.test.ts).
+    expect(alarms.UploadErrorsAlarm).toMatchObject({ Namespace: NAMESPACE, MetricName: 'Segments', Statistic: 'Sum', Threshold: 0, Dimensions: [{ Name: 'service', Value: 'bucket-storage' }, { Name: 'function', Value: 'upload' }, { Name: 'outcome', Value: 'failed' }] });
+    expect(alarms.CleanupFailuresAlarm).toMatchObject({ Namespace: NAMESPACE, MetricName: 'DeletionsFailed', Dimensions: [{ Name: 'service', Value: 'bucket-storage' }, { Name: 'function', Value: 'cleanup' }] });
+    expect(alarms.CleanupErrorsAlarm).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'CleanupLambdaFunction' } }] });
+    // Without the topic parameter, no actions.
+    for (const a of Object.values(alarms)) expect(a).not.toHaveProperty('AlarmActions');
+  });
+
+  it('with alarmTopicArn, every alarm notifies that topic (alarm and OK); the age threshold is a parameter', () => {
+    const alarms = Object.values(resources(sources)).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(6);
+    for (const a of alarms) expect(a.Properties).toMatchObject({ AlarmActions: [TOPIC], OKActions: [TOPIC] });
+    expect(resources(sources).SegmentsQueueAgeAlarm!.Properties.Threshold).toBe(600);
+  });
+
+  it('a dashboard with the upload lag, throughput and queue depths', () => {
+    const body = resources(plain).Dashboard!.Properties.DashboardBody as { 'Fn::Sub': string };
+    const dashboard = JSON.parse(body['Fn::Sub']) as { widgets: { properties: { title: string; metrics: unknown[][] } }[] };
+    expect(dashboard.widgets.map((w) => w.properties.title)).toEqual(['Upload lag: announcement age when stored (s)', 'Upload throughput', 'Queue depths', 'Oldest message in the segments queue (s)']);
+    const metricsOf = (i: number) => dashboard.widgets[i]!.properties.metrics.map((m) => `${String(m[0])}/${String(m[1])}`);
+    expect(metricsOf(0)).toEqual([`${NAMESPACE}/AnnouncementAge`, `${NAMESPACE}/AnnouncementAge`]);
+    expect(metricsOf(1)).toEqual([`${NAMESPACE}/SegmentBytes`, `${NAMESPACE}/UploadThroughput`, `${NAMESPACE}/Segments`]);
+    expect(JSON.stringify(dashboard.widgets[2])).toContain('${SegmentsDeadLetterQueue.QueueName}');
+    expect((plain.Outputs as Json).DashboardName).toEqual({ Value: { Ref: 'Dashboard' } });
   });
 });

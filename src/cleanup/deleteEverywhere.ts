@@ -1,7 +1,7 @@
 /**
  * Deletes a set of segment keys from every registered bucket with DeleteObjects (up to 1,000 keys a request,
  * buckets in parallel) and says which keys are not gone from all of them. A bucket that fails as a whole
- * (missing, denied, unreachable) counts every key as failed, so their messages stay for the next run.
+ * (missing, denied, unreachable) counts every key as failed, so their deletion mark stays for the next run.
  */
 import { errorFields, logger } from '../core/logger.ts';
 import type { BucketRef, S3Store } from '../core/s3Store.ts';
@@ -39,7 +39,7 @@ export async function deleteEverywhere(store: Pick<S3Store, 'deleteBatch'>, buck
       } catch (err) {
         for (const key of keys) failedKeys.add(key);
         failures.push(`s3://${ref.bucket}: ${err instanceof Error ? err.message : String(err)}`);
-        logger.error('cleanup could not delete from a registered bucket; its messages are kept', { bucket: ref.bucket, ...errorFields(err) });
+        logger.error('cleanup could not delete from a registered bucket; the deletion mark is kept for the next run', { bucket: ref.bucket, ...errorFields(err) });
       }
     }),
   );

@@ -15,7 +15,7 @@ import { BUCKET_NAME_MESSAGE, isBucketName } from './bucketNames.ts';
 import type { Config } from './config.ts';
 import { BucketStorageError, RegistryError, StorageError } from './errors.ts';
 import { registryKey } from './objectKeys.ts';
-import type { BucketRef, S3Store } from './s3Store.ts';
+import { isConditionFailure, type BucketRef, type S3Store } from './s3Store.ts';
 
 export interface BucketRegistry {
   readonly current: BucketRef;
@@ -51,6 +51,8 @@ export class ListedBucketRegistry implements BucketRegistry {
     readonly current: BucketRef,
     /** Oldest first, as stored. */
     readonly entries: readonly BucketRef[],
+    /** True when this cold start created the registry: a new prefix (or state bucket) starts a fresh history. */
+    readonly fresh = false,
   ) {}
   async searchOrder(): Promise<readonly BucketRef[]> {
     const others = this.entries.filter((e) => !sameBucket(e, this.current)).reverse();
@@ -87,11 +89,6 @@ export interface OpenRegistryOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** A lost conditional write: 412 Precondition Failed, or 409 ConditionalRequestConflict. */
-function lostRace(err: unknown): boolean {
-  return err instanceof StorageError && (err.httpStatus === 412 || err.httpStatus === 409);
-}
-
 /**
  * Reads the registry and registers the current bucket if it is missing. Throws RegistryError when the state
  * bucket cannot be reached, the registry cannot be parsed, or the race is lost `maxAttempts` times.
@@ -121,9 +118,9 @@ export async function openBucketRegistry(store: Pick<S3Store, 'getSmall' | 'putS
     try {
       const condition = found === undefined || found.etag === undefined ? ({ ifNoneMatch: '*' } as const) : { ifMatch: found.etag };
       await store.putSmall(state, key, `${JSON.stringify(next, null, 2)}\n`, condition);
-      return new ListedBucketRegistry(current, next.buckets.map((b) => ({ bucket: b.bucket, region: b.region })));
+      return new ListedBucketRegistry(current, next.buckets.map((b) => ({ bucket: b.bucket, region: b.region })), doc === undefined);
     } catch (err) {
-      if (!lostRace(err)) {
+      if (!isConditionFailure(err)) {
         if (err instanceof BucketStorageError && !(err instanceof StorageError)) throw err;
         throw new RegistryError(`${where} cannot be written (${err instanceof Error ? err.message : String(err)}); check the role's s3:PutObject right on it`, { cause: err });
       }

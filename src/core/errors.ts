@@ -231,3 +231,43 @@ export class RegistryError extends BucketStorageError {
     super(message, options);
   }
 }
+
+/** A deletion mark in the state bucket cannot be read or parsed; it is left in place, never repaired. */
+export class DeletionMarkError extends BucketStorageError {
+  readonly code = 'DELETION_MARK_INVALID';
+  constructor(
+    readonly mark: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A segment's deletion is being carried out (its mark was claimed by cleanup) and can no longer be cancelled.
+ * Retryable for an upload: once the deletion is done, the announcement uploads the segment afresh.
+ */
+export class DeletionInProgressError extends BucketStorageError {
+  readonly code = 'DELETION_IN_PROGRESS';
+  override readonly retryable = true;
+  constructor(
+    readonly segment: string,
+    readonly mark: string,
+    options?: ErrorOptions,
+  ) {
+    super(`the deletion of segment ${segment} is being carried out now (mark ${mark} was claimed by cleanup); it can no longer be cancelled. An upload announcement of it is retried and stores it afresh once the deletion is done`, options);
+  }
+}
+
+/** `undelete` found no pending deletion of the segment. */
+export class NoPendingDeletionError extends BucketStorageError {
+  readonly code = 'NO_PENDING_DELETION';
+  constructor(
+    readonly segment: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

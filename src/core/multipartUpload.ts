@@ -38,6 +38,9 @@ export interface ObjectParams {
   readonly ServerSideEncryption?: ServerSideEncryption | undefined;
   readonly SSEKMSKeyId?: string | undefined;
   readonly BucketKeyEnabled?: boolean | undefined;
+  /** '*': write once. Sent with PutObject and CompleteMultipartUpload (S3 answers 412 when the key exists);
+   *  CreateMultipartUpload and UploadPart take no condition. */
+  readonly IfNoneMatch?: '*' | undefined;
 }
 
 export interface UploadOptions {
@@ -209,8 +212,9 @@ class StreamUpload {
   }
 
   #create(): Promise<string> {
+    const { IfNoneMatch: _condition, ...params } = this.#params;
     const created = this.#client
-      .send(new CreateMultipartUploadCommand({ ...this.#params, ChecksumAlgorithm: 'CRC32' }), { abortSignal: this.#controller.signal })
+      .send(new CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: 'CRC32' }), { abortSignal: this.#controller.signal })
       .then((out) => {
         if (out.UploadId === undefined) throw new Error(`CreateMultipartUpload of s3://${this.#params.Bucket}/${this.#params.Key} answered without an UploadId`);
         return out.UploadId;
@@ -240,7 +244,13 @@ class StreamUpload {
     const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     if (parts.length !== this.#nextPart - 1) throw new Error(`${this.#nextPart - 1} parts sent but ${parts.length} acknowledged`);
     const out = await this.#client.send(
-      new CompleteMultipartUploadCommand({ Bucket: this.#params.Bucket, Key: this.#params.Key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      new CompleteMultipartUploadCommand({
+        Bucket: this.#params.Bucket,
+        Key: this.#params.Key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts },
+        ...(this.#params.IfNoneMatch !== undefined ? { IfNoneMatch: this.#params.IfNoneMatch } : {}),
+      }),
       { abortSignal: this.#controller.signal },
     );
     return { ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32 };

@@ -93,7 +93,74 @@ export function parseSegmentKey(prefix: string, key: string): SegmentIdentity | 
   return partitionHash(identity) === hash ? identity : undefined;
 }
 
+/** The directory of bucket-storage's own state under a prefix (in the state bucket). Never a segment key's
+ *  first component: those are 4 hex digits. */
+export const STATE_DIRECTORY = '_bucket-storage/';
+const REGISTRY_NAME = 'registry.json';
+
 /** Where the registry of buckets lives in the state bucket. Never parses as a segment key. */
 export function registryKey(prefix: string): string {
-  return `${prefix}_bucket-storage/registry.json`;
+  return `${prefix}${STATE_DIRECTORY}${REGISTRY_NAME}`;
+}
+
+/**
+ * The prefix a registry key belongs to ('' or ending in '/'), or undefined when `key` is not a registry key.
+ * Finds other clusters' (or an earlier configuration's) registries in a listing of the state bucket.
+ */
+export function prefixOfRegistryKey(key: string): string | undefined {
+  const suffix = `${STATE_DIRECTORY}${REGISTRY_NAME}`;
+  if (!key.endsWith(suffix)) return undefined;
+  const prefix = key.slice(0, -suffix.length);
+  try {
+    return normalisePrefix(prefix) === prefix ? prefix : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Deletion marks (docs/FORMAT.md, "Deletion marks"): one JSON object per batch of pending deletions, at
+ *
+ *   prefix + "_bucket-storage/deletions/" + due + "-" + id + ".json"
+ *   due = the UTC second the deletions fall due, as YYYYMMDDTHHMMSSZ (fixed width: a listing is in due order)
+ *   id  = 16 lowercase hex digits, random per mark
+ *
+ * A mark key never parses as a segment key (its first component is not 4 hex digits, it has 3 components).
+ */
+export function deletionMarksPrefix(prefix: string): string {
+  return `${prefix}${STATE_DIRECTORY}deletions/`;
+}
+
+const MARK_NAME = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([0-9a-f]{16})\.json$/;
+const MARK_ID = /^[0-9a-f]{16}$/;
+
+/** The mark key for marks falling due at `due` (a whole second: see markDueTime). */
+export function formatDeletionMarkKey(prefix: string, due: Date, id: string): string {
+  if (!MARK_ID.test(id)) throw new InvalidIdentifierError('markId', `deletion mark id ${JSON.stringify(id)} is not 16 lowercase hex digits`);
+  if (due.getTime() % 1000 !== 0) throw new InvalidIdentifierError('due', `deletion due time ${due.toISOString()} is not a whole second`);
+  const stamp = due.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  if (!/^\d{8}T\d{6}Z$/.test(stamp)) throw new InvalidIdentifierError('due', `deletion due time ${due.toISOString()} is outside years 0000..9999`);
+  return `${deletionMarksPrefix(prefix)}${stamp}-${id}.json`;
+}
+
+/** A mark's due time: `created + delay`, truncated to the second its key can name. */
+export function markDueTime(created: Date, delayMs: number): Date {
+  return new Date(Math.floor((created.getTime() + delayMs) / 1000) * 1000);
+}
+
+/** The due time and id of a mark key under `prefix`, or undefined when `key` is not one. */
+export function parseDeletionMarkKey(prefix: string, key: string): { readonly due: Date; readonly id: string } | undefined {
+  const base = deletionMarksPrefix(prefix);
+  if (!key.startsWith(base)) return undefined;
+  const m = MARK_NAME.exec(key.slice(base.length));
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, id] = m;
+  const due = new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
+  if (Number.isNaN(due.getTime()) || id === undefined || formatDeletionMarkKey(prefix, due, id) !== key) return undefined;
+  return { due, id };
+}
+
+/** Where the cleanup's storage size logger keeps its state in the state bucket, beside the registry. */
+export function storageSizeKey(prefix: string): string {
+  return `${prefix}_bucket-storage/storage-size.json`;
 }

@@ -38,6 +38,16 @@ export interface ObjectInfo {
 export interface ListedObject {
   readonly key: string;
   readonly size: number;
+  readonly etag: string | undefined;
+  readonly lastModified: Date | undefined;
+}
+
+/** What the sweep of a key's incomplete multipart uploads did. */
+export interface SweepResult {
+  /** Uploads aborted: initiated before the cut-off, so their writer is dead. */
+  readonly aborted: number;
+  /** Uploads left alone: initiated after the cut-off, possibly a live twin's. */
+  readonly live: number;
 }
 
 export interface GetOptions {
@@ -57,6 +67,8 @@ export interface PutOptions {
   readonly checksumAlgorithm?: 'CRC32';
   readonly partSize: number;
   readonly queueSize: number;
+  /** '*': S3 refuses (412) to create the object when the key exists (PutObject and CompleteMultipartUpload). */
+  readonly ifNoneMatch?: '*';
   /** Lets a caller stop an upload in flight; its multipart upload is then aborted. */
   readonly abortSignal?: AbortSignal;
   readonly onProgress?: (loaded: number) => void;
@@ -82,6 +94,12 @@ export function storageError(operation: string, ref: BucketRef, key: string | un
     retryable,
     httpStatus: status,
   });
+}
+
+/** A conditional write that lost: 412 Precondition Failed, or 409 ConditionalRequestConflict (a concurrent
+ *  conditional write of the same key was in progress). */
+export function isConditionFailure(err: unknown): boolean {
+  return err instanceof StorageError && (err.httpStatus === 412 || err.httpStatus === 409);
 }
 
 function isNotFound(err: unknown): boolean {
@@ -137,6 +155,8 @@ export class S3Store {
       Bucket: ref.bucket,
       Key: key,
       Metadata: options.metadata,
+      // Write once: PutObject and CompleteMultipartUpload both carry If-None-Match (multipartUpload.ts).
+      ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
       ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } as const : {}),
     };
     try {
@@ -148,6 +168,8 @@ export class S3Store {
       });
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
+      // uploadStream answers only once its parts settled and its multipart upload was aborted (a deadline too:
+      // a Lambda is frozen as soon as it answers, so nothing may be left to the background).
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
@@ -155,11 +177,12 @@ export class S3Store {
   }
 
   /**
-   * Aborts the incomplete multipart uploads of exactly `key` (left by a process killed mid-upload) and returns
-   * how many. Servers without ListMultipartUploads (fauxqs) return undefined: the bucket's lifecycle rule then
-   * is what removes such parts.
+   * Aborts the incomplete multipart uploads of exactly `key` initiated before `initiatedBefore` (left by a
+   * process killed mid-upload: no writer runs longer than its function's timeout) and leaves younger ones
+   * alone, so a live twin writing the same key is never aborted. Servers without ListMultipartUploads (fauxqs)
+   * return undefined: the bucket's lifecycle rule then is what removes such parts.
    */
-  async abortIncompleteUploads(ref: BucketRef, key: string): Promise<number | undefined> {
+  async abortIncompleteUploads(ref: BucketRef, key: string, initiatedBefore: Date): Promise<SweepResult | undefined> {
     let listed;
     try {
       listed = await this.clientFor(ref.region).send(new ListMultipartUploadsCommand({ Bucket: ref.bucket, Prefix: key }));
@@ -168,16 +191,23 @@ export class S3Store {
       throw storageError('ListMultipartUploads', ref, key, err);
     }
     let aborted = 0;
+    let live = 0;
     for (const u of listed.Uploads ?? []) {
       if (u.Key !== key || u.UploadId === undefined) continue;
+      if (u.Initiated === undefined || u.Initiated.getTime() >= initiatedBefore.getTime()) {
+        live++;
+        continue;
+      }
       try {
         await this.clientFor(ref.region).send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: u.UploadId }));
         aborted++;
       } catch (err) {
+        // Already gone (completed or aborted by another sweep since the listing): nothing left to do.
+        if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') continue;
         throw storageError('AbortMultipartUpload', ref, key, err);
       }
     }
-    return aborted;
+    return { aborted, live };
   }
 
   /** A small object's body and ETag (e.g. the registry); undefined when it does not exist. */
@@ -209,17 +239,19 @@ export class S3Store {
     }
   }
 
-  /** The objects under `prefix`, a page (≤ 1,000) at a time. */
-  async *list(ref: BucketRef, prefix: string): AsyncGenerator<readonly ListedObject[]> {
+  /** The objects under `prefix` (after the key `startAfter`, when given), a page (≤ 1,000) at a time. */
+  async *list(ref: BucketRef, prefix: string, startAfter?: string): AsyncGenerator<readonly ListedObject[]> {
     let token: string | undefined;
     do {
       let out;
       try {
-        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+        out = await this.clientFor(ref.region).send(
+          new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: prefix || undefined, ContinuationToken: token, ...(token === undefined && startAfter ? { StartAfter: startAfter } : {}) }),
+        );
       } catch (err) {
         throw storageError('ListObjectsV2', ref, prefix || undefined, err);
       }
-      yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0 }]));
+      yield (out.Contents ?? []).flatMap((c) => (c.Key === undefined ? [] : [{ key: c.Key, size: c.Size ?? 0, etag: c.ETag, lastModified: c.LastModified }]));
       token = out.NextContinuationToken;
     } while (token);
   }
@@ -231,6 +263,26 @@ export class S3Store {
     } catch (err) {
       throw storageError('DeleteObject', ref, key, err);
     }
+  }
+
+  /**
+   * The distinct key prefixes that end with `delimiter` (S3's CommonPrefixes: any string may be a delimiter),
+   * e.g. every `<prefix>_bucket-storage/` of a state bucket in one listing, however many marks each holds.
+   */
+  async commonPrefixes(ref: BucketRef, delimiter: string): Promise<string[]> {
+    const found: string[] = [];
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.clientFor(ref.region).send(new ListObjectsV2Command({ Bucket: ref.bucket, Delimiter: delimiter, ContinuationToken: token }));
+      } catch (err) {
+        throw storageError('ListObjectsV2', ref, undefined, err);
+      }
+      for (const p of out.CommonPrefixes ?? []) if (p.Prefix !== undefined) found.push(p.Prefix);
+      token = out.NextContinuationToken;
+    } while (token);
+    return found;
   }
 
   /** Deletes up to 1,000 keys in one request; returns the keys S3 reported as failed, with reasons. */

@@ -4,13 +4,14 @@
  *   file://  a file (never a directory) confined to S3_STORAGE_RESTORE_ROOT through its directory's checked
  *            descriptor; written to a temporary file in that directory, fsynced, then renamed over the
  *            destination; on failure the temporary file is removed, and temporary files that killed restores
- *            left there are removed once stale.
+ *            left there are removed by the next restore into the directory (restoreTemporaries.ts).
  *   s3://    never a place of the pipeline's own (data buckets' prefix, state bucket); one streaming upload
- *            (multipart above the part size); on failure the multipart upload is aborted and no object is created.
+ *            (multipart above the part size); on failure the multipart upload is aborted and no object is created;
+ *            a multipart upload of the key that a killed restore left (older than the functions' timeout) is
+ *            aborted first.
  */
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +21,7 @@ import type { BucketRegistry } from '../core/bucketRegistry.ts';
 import { describeValue, LocationError, ProtectedDestinationError } from '../core/errors.ts';
 import type { Location } from '../core/locations.ts';
 import type { S3Store } from '../core/s3Store.ts';
+import { removeAbandonedTemporaries, temporaryName } from './restoreTemporaries.ts';
 
 export interface Destination {
   /** What the answer and messages call it. */
@@ -29,7 +31,7 @@ export interface Destination {
 }
 
 /** The store operations an s3:// destination needs. */
-export type PutStore = Pick<S3Store, 'put'>;
+export type PutStore = Pick<S3Store, 'put' | 'abortIncompleteUploads'>;
 
 /**
  * Checks a destination before anything is read from S3: an s3:// destination must not be one of the pipeline's
@@ -78,6 +80,8 @@ function s3Destination(location: Extract<Location, { kind: 's3' }>, config: Conf
       let bodyError: unknown;
       body.once('error', (err) => (bodyError = err));
       try {
+        // A multipart upload of this key left by a killed restore (older than the functions' timeout) goes first.
+        await store.abortIncompleteUploads(ref, location.key, new Date(Date.now() - config.uploadTimeoutSeconds * 1000));
         await store.put(ref, location.key, body, {
           partSize: config.partSize,
           queueSize: config.transferConcurrency,
@@ -103,7 +107,7 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
   const tempName = temporaryName(name);
   let file: FileHandle;
   try {
-    await removeStaleTemporaryFiles(dir);
+    await removeAbandonedTemporaries((entry) => dir.entry(entry), config.uploadTimeoutSeconds * 1000);
     file = await createTemporary(dir, tempName, location.path);
   } catch (err) {
     await dir.close();
@@ -166,31 +170,6 @@ async function moveIntoPlace(dir: ConfinedDirectory, tempName: string, name: str
     throw new LocationError(path, `cannot move the restored file into place at ${join(dir.path, name)} (${why})`, { cause: err });
   }
   await dir.sync();
-}
-
-/**
- * Temporary files of restores: `.<name, first 32 characters>.<12 hex>.bks-restoring`, bounded whatever the
- * destination's name (a 250-character name still leaves room). Recognised by this pattern only.
- */
-const TEMPORARY_NAME = /^\..{0,32}\.[0-9a-f]{12}\.bks-restoring$/su;
-/** A temporary file untouched for this long belongs to a restore that was killed: a later restore removes it. */
-export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
-
-function temporaryName(name: string): string {
-  return `.${[...name].slice(0, 32).join('')}.${randomBytes(6).toString('hex')}.bks-restoring`;
-}
-
-/**
- * Removes what killed restores left in `dir`: regular files named like our temporary files and not modified
- * for STALE_TEMPORARY_MS (a running restore writes continuously, so its file stays fresh). Best effort.
- */
-async function removeStaleTemporaryFiles(dir: ConfinedDirectory): Promise<void> {
-  const names = await readdir(dir.entry('')).catch(() => [] as string[]);
-  const cutoff = Date.now() - STALE_TEMPORARY_MS;
-  for (const entry of names.filter((n) => TEMPORARY_NAME.test(n))) {
-    const info = await lstat(dir.entry(entry)).catch(() => undefined);
-    if (info?.isFile() && info.mtimeMs < cutoff) await unlink(dir.entry(entry)).catch(() => undefined);
-  }
 }
 
 export interface PreparedDestination extends Destination {

@@ -90,8 +90,8 @@ function planRead(found: LocatedSegment, range: { start: number; end: number }):
   return { start: range.start, end: range.end, length: range.end - range.start + 1 };
 }
 
-/** Refuses an object whose stored size disagrees with its metadata before any GET. */
-function checkStoredSize(found: LocatedSegment): void {
+/** Refuses an object whose stored size disagrees with its metadata before any GET (restores, verify). */
+export function checkStoredSize(found: LocatedSegment): void {
   const where = `s3://${found.ref.bucket}/${found.key}`;
   const expected = expectedStoredSize(found.metadata, where);
   const { size } = found.info;
@@ -99,7 +99,8 @@ function checkStoredSize(found: LocatedSegment): void {
   if (size > expected) throw new IntegrityError('size', String(expected), String(size), `${where} is longer than its metadata says`);
 }
 
-function readWhole(runtime: FetchRuntime, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
+/** The whole plaintext of a located object: one GET (or ranged GETs), decrypted unless `plain` (restores, verify). */
+export function readWhole(runtime: Pick<FetchRuntime, 'config' | 'keyRing'> & { readonly store: GetStore }, found: LocatedSegment, identity: SegmentIdentity, options: FetchOptions): Readable {
   const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
   const raw = readWholeObject(runtime.store, span, {
     concurrency: options.concurrency ?? runtime.config.restoreConcurrency,

@@ -38,11 +38,17 @@ export interface LookupRuntime {
 /** The stored copy of `key` in any registered bucket (current first), if one of ours exists. */
 export async function findStoredCopy(runtime: LookupRuntime, key: string): Promise<StoredCopy | undefined> {
   for (const ref of await runtime.registry.searchOrder()) {
-    const info = await runtime.store.head(ref, key);
-    const meta = info && decodeObjectMetadata(info.metadata, `s3://${ref.bucket}/${key}`);
-    if (info && meta) return { ref, key, info, meta };
+    const copy = await storedCopyIn(runtime.store, ref, key);
+    if (copy !== undefined) return copy;
   }
   return undefined;
+}
+
+/** The copy of `key` in bucket `ref`, if one of ours exists there. */
+export async function storedCopyIn(store: Pick<S3Store, 'head'>, ref: BucketRef, key: string): Promise<StoredCopy | undefined> {
+  const info = await store.head(ref, key);
+  const meta = info && decodeObjectMetadata(info.metadata, `s3://${ref.bucket}/${key}`);
+  return info && meta ? { ref, key, info, meta } : undefined;
 }
 
 /** Throws IntegrityError unless `stored` is an intact copy of a segment of `size` bytes. */

@@ -11,6 +11,11 @@
  * CompleteMultipartUpload), so a redelivery starts clean. With an announced sha256, a format v1 object carries
  * bks-mac (digestMac.ts). The plaintext's SHA-256 is computed only where something needs it: an announced
  * sha256 to check, or encryption `off` (bks-sha256); with encryption on the chunk tags are the integrity check.
+ *
+ * Write once, enforced by S3: the object is created with If-None-Match: * (PutObject, and CompleteMultipartUpload:
+ * multipartUpload.ts sends it with both), so it never overwrites an object: when a twin delivery of the same
+ * announcement created the key first, S3 answers 412 and the write ends as 'key-taken' (the caller then checks
+ * the object there as it checks any already-stored copy).
  */
 import { CheckedBytes } from '../core/byteSource.ts';
 import type { Config } from '../core/config.ts';
@@ -19,7 +24,7 @@ import { StorageError } from '../core/errors.ts';
 import type { KeyEntry, KeyRing } from '../core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../core/objectMetadata.ts';
 import type { SegmentIdentity } from '../core/objectKeys.ts';
-import type { BucketRef, S3Store } from '../core/s3Store.ts';
+import { isConditionFailure, type BucketRef, type S3Store } from '../core/s3Store.ts';
 import { SealedBytes } from '../core/format/index.ts';
 import type { SegmentSource } from './source.ts';
 import type { Written } from './readBack.ts';
@@ -41,10 +46,13 @@ export interface WriteRequest {
   readonly what: string;
 }
 
-export interface WrittenObject extends Written {
-  /** Hex SHA-256 of the plaintext, computed while reading it when something needs it (see above). */
-  readonly sha256: string | undefined;
-}
+/**
+ * What a write did: 'written' (with the plaintext's SHA-256 when something needed it: see above), or 'key-taken'
+ * when S3 refused it because the key exists (with the SHA-256 of the content it tried to write, when known).
+ */
+export type WrittenObject =
+  | (Written & { readonly outcome: 'written'; readonly sha256: string | undefined })
+  | { readonly outcome: 'key-taken'; readonly sha256: string | undefined };
 
 /** Writes the segment's object in `request.target`; rejects leaving no object. */
 export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRequest): Promise<WrittenObject> {
@@ -69,13 +77,25 @@ export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRe
         checksumAlgorithm: 'CRC32',
         partSize: runtime.config.partSize,
         queueSize: runtime.config.transferConcurrency,
+        // Write once, enforced by S3: a twin delivery of the same announcement never overwrites the object.
+        ifNoneMatch: '*',
       });
     } catch (err) {
+      if (isConditionFailure(err)) return { outcome: 'key-taken', sha256: request.sha256 ?? plainSha ?? finishedDigest(plaintext) };
       put = await acceptLostCompletion(runtime, request, err, { storedSize, sealed });
     }
-    return { storedSize, checksumCrc32: put.checksumCrc32, sha256: plaintext.sha256 };
+    return { outcome: 'written', storedSize, checksumCrc32: put.checksumCrc32, sha256: plaintext.sha256 };
   } finally {
     await bytes.close();
+  }
+}
+
+/** The digest of the bytes read when they were read whole (a refused single PUT or completion: they were), else undefined. */
+function finishedDigest(plaintext: CheckedBytes): string | undefined {
+  try {
+    return plaintext.sha256;
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,5 +14,7 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   serve: async () => (await import('./serve.ts')).serveCommand,
   restore: async () => (await import('./restore.ts')).restoreCommand,
   delete: async () => (await import('./delete.ts')).deleteCommand,
+  undelete: async () => (await import('./undelete.ts')).undeleteCommand,
   status: async () => (await import('./status.ts')).statusCommand,
+  verify: async () => (await import('./verify.ts')).verifyCommand,
 };

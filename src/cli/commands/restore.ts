@@ -5,7 +5,8 @@ import { pathToFileURL } from 'node:url';
 import { fetchInvocationSchema, parseWith } from '../../core/messages.ts';
 import { createRuntime } from '../../core/runtime.ts';
 import { fetchSegment } from '../../fetch/fetchSegment.ts';
-import { requireOption, UsageError, type Command, type CommandContext } from '../command.ts';
+import { requireOption, UsageError, type Command } from '../command.ts';
+import { isTerminal } from '../terminal.ts';
 
 const MiB = 1024 * 1024;
 
@@ -87,10 +88,6 @@ function parseRange(text: string): { start: number; end: number } {
   const m = /^(\d+)-(\d+)$/.exec(text);
   if (!m) throw new UsageError(`--range ${JSON.stringify(text)}: expected START-END, inclusive byte offsets such as 0-1023`);
   return { start: Number(m[1]), end: Number(m[2]) };
-}
-
-function isTerminal(stream: CommandContext['stderr']): boolean {
-  return 'isTTY' in stream && stream.isTTY === true;
 }
 
 export function progressLine(name: string, written: number, total: number, elapsedMs: number): string {

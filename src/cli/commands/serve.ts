@@ -8,8 +8,8 @@ import { wholeNumberOption, type Command } from '../command.ts';
 
 export const serveCommand: Command = {
   summary: "runs the functions locally: polls the segments queue like Lambda's event source mapping",
-  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S]',
-  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' } },
+  usage: 'serve [--batch-size N] [--retry-delay S] [--until-idle N] [--cleanup-every S] [--cleanup-budget S]',
+  options: { 'batch-size': { type: 'string' }, 'retry-delay': { type: 'string' }, 'until-idle': { type: 'string' }, 'cleanup-every': { type: 'string' }, 'cleanup-budget': { type: 'string' } },
   async run(ctx) {
     const config = loadConfig(ctx.env);
     const queueUrl = requireQueueUrl(config, 'segments');
@@ -17,10 +17,12 @@ export const serveCommand: Command = {
     const { handler } = await import('../../../functions/upload.ts');
     // Like the scheduled rule of the stack: the cleanup function runs on a timer when a deletions queue is set.
     const cleanupEvery = num('cleanup-every', 1, 86_400) ?? 60;
+    // Each run's time budget, as the cleanup function's timeout gives it in Lambda.
+    const cleanupBudget = num('cleanup-budget', 2, 900) ?? 60;
     const timers = config.deletionsQueueUrl === undefined ? [] : [{ everyMs: cleanupEvery * 1000, run: async () => {
       const cleanup = await import('../../../functions/cleanup.ts');
-      const report = await cleanup.handler(scheduledEvent(config.region), lambdaContext('cleanup', 60_000));
-      ctx.stderr.write(`serve: cleanup ${JSON.stringify({ received: report.received, completed: report.completed, left: report.left })}\n`);
+      const report = await cleanup.handler(scheduledEvent(config.region), lambdaContext('cleanup', cleanupBudget * 1000));
+      ctx.stderr.write(`serve: cleanup ${JSON.stringify({ received: report.received, marked: report.marked, completed: report.completed, left: report.left, marksApplied: report.marksApplied, segmentsDeleted: report.segmentsDeleted })}\n`);
     } }];
     const controller = new AbortController();
     const stop = () => controller.abort();
