@@ -12,6 +12,8 @@
  * Prints one table per server and size, ratios and the goals, and writes the JSON, a markdown table and an
  * SVG chart (vega-lite): to docs/bench/ for the full set of sizes, to .bench-tmp/peers/ otherwise.
  *
+ * BENCH_CLIENTS may add `ours-lib-storage`: ours with @aws-sdk/lib-storage as the upload writer instead of
+ * src/core/multipartUpload.ts (bench/support/libStorageUpload.ts), to compare the two writers in one run.
  * Environment (quick runs): BENCH_SIZES=16,256 (MiB), BENCH_SERVERS=s3rver|fauxqs, BENCH_CLIENTS=ours,aws,
  * BENCH_REPEAT=1, BENCH_OUT=dir, BENCH_CPU_PROF=dir (CPU profiles of our children), BENCH_OURS_ENV='{"S3_STORAGE_…":"…"}'
  * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir).
@@ -40,7 +42,7 @@ const SIZES = list('BENCH_SIZES', FULL_SIZES.join(',')).map(Number);
 const SERVERS = list('BENCH_SERVERS', 's3rver,fauxqs') as ServerName[];
 const CLIENTS = list('BENCH_CLIENTS', 'ours,aws,rclone,curl') as ClientName[];
 /** Run order within a repetition: aws stores the plain copy that curl's GET reads where its PUT is refused. */
-const RUN_ORDER: readonly ClientName[] = ['aws', 'curl', 'rclone', 'ours'];
+const RUN_ORDER: readonly ClientName[] = ['aws', 'curl', 'rclone', 'ours', 'ours-lib-storage'];
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const FULL = FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV;
 
@@ -75,7 +77,7 @@ export interface Summary {
   readonly note?: string;
 }
 
-const LABEL: Record<ClientName, string> = { ours: 'ours (encrypted)', aws: 'aws s3 cp (plain)', rclone: 'rclone crypt', curl: 'curl (1 PUT/GET)' };
+const LABEL: Record<ClientName, string> = { ours: 'ours (encrypted)', 'ours-lib-storage': 'ours, lib-storage', aws: 'aws s3 cp (plain)', rclone: 'rclone crypt', curl: 'curl (1 PUT/GET)' };
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -138,7 +140,7 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
     } else {
       const up = await client.upload(server, file, id);
       stored = up.stored;
-      const expected = client.name === 'ours' ? ciphertextSize(file.size, DEFAULT_CHUNK_LOG2) : file.size;
+      const expected = client.name.startsWith('ours') ? ciphertextSize(file.size, DEFAULT_CHUNK_LOG2) : file.size;
       if (client.name !== 'rclone') {
         const size = await server.sizeOf(stored.key);
         if (size !== expected) throw new Error(`${client.name} upload stored ${size} bytes, expected ${expected}`);
@@ -312,15 +314,31 @@ export async function run(): Promise<void> {
   await Promise.all([sourceRoot, restoreRoot, scratch].map((d) => mkdir(d, { recursive: true })));
   const records: RunRecord[] = [];
   try {
-    const { buildAll } = (await import(pathToFileURL(join(REPO, 'scripts/build.mjs')).href)) as { buildAll: (outdir?: string) => Promise<Record<string, number>> };
+    const { buildAll } = (await import(pathToFileURL(join(REPO, 'scripts/build.mjs')).href)) as { buildAll: (outdir?: string, options?: { functions?: string[]; plugins?: unknown[] }) => Promise<Record<string, number>> };
     const dist = join(dir, 'dist');
     await buildAll(dist);
+    const libStorage = CLIENTS.includes('ours-lib-storage') ? join(dir, 'dist-lib-storage') : undefined;
+    if (libStorage !== undefined) {
+      const writer = join(REPO, 'bench/support/libStorageUpload.ts');
+      const plugin = {
+        name: 'lib-storage-writer',
+        setup(b: { onResolve: (o: { filter: RegExp }, cb: (a: { importer: string }) => { path: string } | undefined) => void }) {
+          b.onResolve({ filter: /\/multipartUpload\.ts$/ }, (a) => (a.importer.endsWith('s3Store.ts') ? { path: writer } : undefined));
+        },
+      };
+      await buildAll(libStorage, { functions: ['upload'], plugins: [plugin] });
+    }
     const profileDir = process.env.BENCH_CPU_PROF;
     const setup: ClientSetup = {
       scratch,
       sourceRoot,
       restoreRoot,
-      bundles: { upload: join(dist, 'upload/index.mjs'), fetch: join(dist, 'fetch/index.mjs'), invoker: await bundleChild(join(REPO, 'bench/support/invokeFunction.ts'), dir) },
+      bundles: {
+        upload: join(dist, 'upload/index.mjs'),
+        fetch: join(dist, 'fetch/index.mjs'),
+        invoker: await bundleChild(join(REPO, 'bench/support/invokeFunction.ts'), dir),
+        ...(libStorage !== undefined ? { uploadLibStorage: join(libStorage, 'upload/index.mjs') } : {}),
+      },
       secret: SECRET,
       nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       ourEnv: process.env.BENCH_OURS_ENV ? (JSON.parse(process.env.BENCH_OURS_ENV) as Record<string, string>) : {},
@@ -330,6 +348,7 @@ export async function run(): Promise<void> {
       aws: () => awsClient(setup),
       rclone: () => rcloneClient(setup),
       ours: async () => ourClient(setup),
+      'ours-lib-storage': async () => ourClient(setup, 'ours-lib-storage'),
     };
     const clients: Client[] = [];
     for (const name of RUN_ORDER.filter((c) => CLIENTS.includes(c))) {

@@ -6,9 +6,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 
 export const FUNCTIONS = ['upload', 'fetch', 'cleanup'];
 
-export async function buildAll(outdir = 'dist') {
+/** `options.functions`: which of FUNCTIONS (all by default); `options.plugins`: esbuild plugins (the peers
+ *  bench builds an upload bundle with lib-storage's writer in place of ours). */
+export async function buildAll(outdir = 'dist', options = {}) {
   const sizes = {};
-  for (const fn of FUNCTIONS) {
+  for (const fn of options.functions ?? FUNCTIONS) {
     const result = await build({
       entryPoints: [`functions/${fn}.ts`],
       outfile: `${outdir}/${fn}/index.mjs`,
@@ -21,6 +23,7 @@ export async function buildAll(outdir = 'dist') {
       metafile: true,
       legalComments: 'none',
       logLevel: 'error',
+      plugins: options.plugins ?? [],
       // The packages' ES module builds, not their CommonJS ones: esbuild can tree-shake those (the S3 client's
       // 100+ commands and their schemas down to the few we send), which cut each bundle from ~850 to ~670 KiB
       // and module init by a fifth (npm run bench bundle).

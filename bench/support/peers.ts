@@ -14,7 +14,8 @@ import { sqsRecord } from '../../src/local/lambdaEvents.ts';
 import { available, cleanEnv, measure, type Measured } from './measure.ts';
 import type { BenchServer } from './servers.ts';
 
-export type ClientName = 'curl' | 'aws' | 'rclone' | 'ours';
+/** `ours-lib-storage`: ours with @aws-sdk/lib-storage as the upload writer (libStorageUpload.ts), on request only. */
+export type ClientName = 'curl' | 'aws' | 'rclone' | 'ours' | 'ours-lib-storage';
 
 export interface Transfer {
   readonly measured: Measured;
@@ -61,7 +62,7 @@ export interface ClientSetup {
   readonly sourceRoot: string;
   readonly restoreRoot: string;
   /** dist/ of the deployed bundles and the bundled invokeFunction child. */
-  readonly bundles: { readonly upload: string; readonly fetch: string; readonly invoker: string };
+  readonly bundles: { readonly upload: string; readonly fetch: string; readonly invoker: string; readonly uploadLibStorage?: string };
   /** Encryption secret of our functions. */
   readonly secret: string;
   /** Extra node flags for our children (e.g. --cpu-prof). */
@@ -204,9 +205,11 @@ export function ourEnv(setup: ClientSetup, server: BenchServer): Record<string, 
 
 export const DATASPACE = 'bench';
 
-export function ourClient(setup: ClientSetup): Client {
+export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' = 'ours'): Client {
+  const uploadBundle = name === 'ours' ? setup.bundles.upload : setup.bundles.uploadLibStorage;
+  if (uploadBundle === undefined) throw new Error(`${name}: no upload bundle was built`);
   const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown): Promise<Transfer> => {
-    const bundle = kind === 'upload' ? setup.bundles.upload : setup.bundles.fetch;
+    const bundle = kind === 'upload' ? uploadBundle : setup.bundles.fetch;
     const measured = await measure(process.execPath, [...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event)], cleanEnv(ourEnv(setup, server)), setup.scratch);
     const last = measured.stdout.trim().split('\n').pop() ?? '';
     const parsed = JSON.parse(last) as { bench?: ChildReport };
@@ -214,7 +217,7 @@ export function ourClient(setup: ClientSetup): Client {
     return { measured, detail: parsed.bench };
   };
   return {
-    name: 'ours',
+    name,
     unsupported: () => undefined,
     async upload(server, file, id) {
       const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size };
