@@ -140,7 +140,9 @@ describe('crashes', () => {
     for (let i = 0; i < bodies.length; i += 10) {
       await sqs.send(new SendMessageBatchCommand({ QueueUrl: deletions.QueueUrl, Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })) }));
     }
-    const cleaner = serve(3, { S3_STORAGE_DELETIONS_QUEUE_URL: deletions.QueueUrl ?? '' }, ['--cleanup-every', '1']);
+    // Delay 0: the announced deletions are carried out in this run (the grace period, 72 h by default, has its
+    // own crash scenario in crashCleanup.chaos.ts).
+    const cleaner = serve(3, { S3_STORAGE_DELETIONS_QUEUE_URL: deletions.QueueUrl ?? '', S3_STORAGE_DELETION_DELAY_HOURS: '0' }, ['--cleanup-every', '1']);
     await new Promise((r) => cleaner.on('exit', r));
     const foreignGone = await seeded.missing();
 
