@@ -304,6 +304,9 @@ function version(cmd: string, args: string[]): string {
   }
 }
 
+/** Not part of a plain `npm run bench` (bench/run.ts): `npm run bench peers` runs it. */
+export const onlyWhenNamed = true;
+
 export async function run(): Promise<void> {
   const root = process.env.BENCH_TMP ?? tmpdir();
   await checkSpace(root);
