@@ -32,9 +32,11 @@ afterAll(async () => servers?.stop());
 
 const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: 'ds', segmentId });
 
+/** The segment keys in `bucket`. */
 async function keysIn(bucket: string): Promise<string[]> {
   const keys: string[] = [];
-  for await (const page of direct.store.list({ bucket, region: servers.region }, '')) keys.push(...page.map((o) => o.key));
+  // Segment keys only: without a state bucket the deletion marks live under _bucket-storage/ in the data bucket.
+  for await (const page of direct.store.list({ bucket, region: servers.region }, '')) keys.push(...page.map((o) => o.key).filter((k) => !k.startsWith('_bucket-storage/')));
   return keys.sort();
 }
 
@@ -102,12 +104,15 @@ describe('per-key DeleteObjects errors', () => {
       if (bucket === 'perkey-a' && key === keyOf('s3')) return 'InternalError';
       return undefined;
     });
-    const viaDouble = await createRuntime({ ...servers.env(), S3_STORAGE_ENDPOINT_BASE: double.endpoint, S3_STORAGE_BUCKET: 'perkey-a', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_DELETIONS_QUEUE_URL: queue.url });
+    // Delay 0: each run carries out the deletions it marks (the default grace period would only mark them).
+    const viaDouble = await createRuntime({ ...servers.env(), S3_STORAGE_ENDPOINT_BASE: double.endpoint, S3_STORAGE_BUCKET: 'perkey-a', S3_STORAGE_ENCRYPTION_KEY: 'off', S3_STORAGE_DELETIONS_QUEUE_URL: queue.url, S3_STORAGE_DELETION_DELAY_HOURS: '0' });
     const refs = buckets.map((bucket) => ({ bucket, region: servers.region }));
     const ctx = { ...viaDouble, registry: new ListedBucketRegistry(refs[0]!, refs) };
 
     const first = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1 });
-    expect(first).toMatchObject({ received: 4, completed: 2, left: 2, malformed: 0 });
+    // Since the deletion marks (issue 14) a message leaves the queue once its mark is stored; a refused key keeps
+    // its mark (not its message), which the next run carries out.
+    expect(first).toMatchObject({ malformed: 0 });
     expect([...first.failures].sort()).toEqual([`s3://perkey-a/${keyOf('s3')}: InternalError: InternalError (per-key error of the double)`, `s3://perkey-b/${keyOf('s2')}: AccessDenied: AccessDenied (per-key error of the double)`]);
     expect(first.deletedPerBucket).toEqual({ 'perkey-a': 3, 'perkey-b': 3 });
     expect(await keysIn('perkey-a')).toEqual([keyOf('s3')]);
@@ -116,7 +121,7 @@ describe('per-key DeleteObjects errors', () => {
     refusing = false;
     await new Promise((r) => setTimeout(r, 1_200)); // the kept messages become visible again
     const second = await runCleanupOnce(ctx, { budgetMs: 60_000, visibilityTimeoutSeconds: 1 });
-    expect(second).toMatchObject({ received: 2, completed: 2, left: 0 });
+    expect(second.failures).toEqual([]);
     expect(await keysIn('perkey-a')).toEqual([]);
     expect(await keysIn('perkey-b')).toEqual([]);
     const depth = await direct.clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
