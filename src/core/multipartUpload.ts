@@ -14,6 +14,15 @@
  *   pass over every byte uploaded (the largest single cost in the profile of an upload). The body is
  *   protected in transit by TLS and against corruption by the CRC32, as aws-cli does over HTTPS.
  *
+ * - write once: with IfNoneMatch '*', PutObject and CompleteMultipartUpload carry If-None-Match (S3 answers 412
+ *   when the key exists; the upload is then aborted and the 412 reaches the caller), as lib-storage passed its
+ *   params on to both;
+ * - it answers only once its requests settled and, on failure or abort, the multipart upload was aborted (a
+ *   Lambda function is frozen as soon as it answers; lib-storage aborted in the background).
+ *
+ * Why not lib-storage: the peers bench compares both writers in one run (client `ours-lib-storage`, README
+ * "Performance").
+ *
  * Memory: (queueSize + 1) × partSize, whatever the object's size.
  */
 import {
