@@ -23,7 +23,7 @@ describe('--help', () => {
   });
 
   it.each(Object.keys(commands))('%s --help: usage, every option on a line of its own, an example; exit 0', async (name) => {
-    const command = commands[name]!;
+    const command = await commands[name]!();
     for (const argv of [[name, '--help'], [name, '-h'], ['help', name]]) {
       const { code, stdout, stderr } = await run(argv);
       expect(code).toBe(0);

@@ -197,7 +197,9 @@ describe('the scenarios, recorded', () => {
     await expect(fetchSegment(fetch, invocation('seg-none', `file://${join(root, 'out', 'none')}`))).rejects.toBeInstanceOf(SegmentNotFoundError);
     // A damaged object restored to s3://: the digest fails at the end, after parts were sent: the upload is aborted.
     const upload = await runtimeOf('upload', 'plain');
-    await uploadSegment(upload, announcement('seg-b5', await source('seg-b5', 7 * MiB)));
+    // 12 MiB, three 5 MiB parts: two are sent before the last one's digest fails (the writer sends a part only once
+    // the next one is filled, so a 7 MiB object fails before any part is sent and needs no abort).
+    await uploadSegment(upload, announcement('seg-b5', await source('seg-b5', 12 * MiB)));
     const stored = await admin.s3().send(new GetObjectCommand({ Bucket: 'perm-data', Key: keyOf('seg-b5') }));
     const bytes = Buffer.from((await stored.Body?.transformToByteArray()) ?? new Uint8Array());
     bytes[bytes.length - 10]! ^= 1;

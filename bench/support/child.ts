@@ -23,6 +23,7 @@ export async function bundleChild(entry: string, dir: string): Promise<string> {
     format: 'esm',
     outfile,
     logLevel: 'error',
+    mainFields: ['module', 'main'],
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   });
   return outfile;

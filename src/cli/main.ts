@@ -8,7 +8,11 @@ import { UsageError, type CommandContext } from './command.ts';
 import { commands } from './commands/index.ts';
 import { commandHelp, overview, wantsHelp } from './help.ts';
 
-const usage = (): string => overview(commands);
+/** Every command loaded, in the table's order (for the overview). */
+async function usage(): Promise<string> {
+  const loaded = await Promise.all(Object.entries(commands).map(async ([name, load]) => [name, await load()] as const));
+  return overview(Object.fromEntries(loaded));
+}
 
 /** Where a run reads and writes (the process's own streams and environment by default; tests pass their own). */
 export type CliIo = Partial<Pick<CommandContext, 'stdin' | 'stdout' | 'stderr' | 'env'>>;
@@ -17,16 +21,17 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const stderr = io.stderr ?? process.stderr;
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
-    (name === undefined ? stderr : (io.stdout ?? process.stdout)).write(usage());
+    (name === undefined ? stderr : (io.stdout ?? process.stdout)).write(await usage());
     return name === undefined ? 2 : 0;
   }
   // `help <command>` is `<command> --help`.
   const [target, args] = name === 'help' ? [rest[0] ?? '', ['--help']] : [name, rest];
-  const command = Object.hasOwn(commands, target) ? commands[target] : undefined;
-  if (command === undefined) {
-    stderr.write(`bucket-storage: unknown command ${JSON.stringify(target)}\n${usage()}`);
+  const load = Object.hasOwn(commands, target) ? commands[target] : undefined;
+  if (load === undefined) {
+    stderr.write(`bucket-storage: unknown command ${JSON.stringify(target)}\n${await usage()}`);
     return 2;
   }
+  const command = await load();
   if (wantsHelp(args)) {
     (io.stdout ?? process.stdout).write(`${commandHelp(command)}\n`);
     return 0;

@@ -13,12 +13,12 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   S3ServiceException,
-  type ChecksumAlgorithm,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
+import type { ByteSource } from './byteSource.ts';
 import { BucketStorageError, StorageError } from './errors.ts';
+import { uploadStream } from './multipartUpload.ts';
 
 export interface BucketRef {
   readonly bucket: string;
@@ -64,12 +64,13 @@ export interface PutOptions {
   readonly metadata?: Record<string, string>;
   /** SSE-KMS under this key ARN (bucket key enabled) when set. */
   readonly kmsKeyArn?: string | undefined;
-  readonly checksumAlgorithm?: ChecksumAlgorithm;
+  /** The additional checksum of every part: always CRC32, computed as the body is read (multipartUpload.ts). */
+  readonly checksumAlgorithm?: 'CRC32';
   readonly partSize: number;
   readonly queueSize: number;
   /** '*': S3 refuses (412) to create the object when the key exists (PutObject and CompleteMultipartUpload). */
   readonly ifNoneMatch?: '*';
-  /** Lets a caller stop an upload in flight; lib-storage aborts the multipart upload. */
+  /** Lets a caller stop an upload in flight; its multipart upload is then aborted. */
   readonly abortSignal?: AbortSignal;
   readonly onProgress?: (loaded: number) => void;
 }
@@ -157,48 +158,32 @@ export class S3Store {
     }
   }
 
-  /** Streams `body` to S3: one PUT when small, multipart otherwise (aborted on failure by lib-storage). */
-  async put(ref: BucketRef, key: string, body: Readable, options: PutOptions): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
-    const upload = new Upload({
-      client: this.clientFor(ref.region),
-      partSize: options.partSize,
-      queueSize: options.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: ref.bucket,
-        Key: key,
-        Body: body,
-        Metadata: options.metadata,
-        // lib-storage passes its params on to PutObject and to CompleteMultipartUpload, both of which take
-        // If-None-Match (test/writeOnce.test.ts sees the 412 of the second completion on moto_server).
-        ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
-        ...(options.checksumAlgorithm ? { ChecksumAlgorithm: options.checksumAlgorithm } : {}),
-        ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } : {}),
-      },
-      ...(options.abortSignal ? { abortController: abortControllerFor(options.abortSignal) } : {}),
-    });
-    if (options.onProgress) upload.on('httpUploadProgress', (p) => options.onProgress?.(p.loaded ?? 0));
+  /** Uploads `body` (pulled into the part buffers, or a stream) to S3: one PUT when small, multipart otherwise,
+   *  aborted on failure (multipartUpload.ts). */
+  async put(ref: BucketRef, key: string, body: ByteSource | Readable, options: PutOptions): Promise<{ etag: string | undefined; checksumCrc32: string | undefined }> {
+    const params = {
+      Bucket: ref.bucket,
+      Key: key,
+      Metadata: options.metadata,
+      // Write once: PutObject and CompleteMultipartUpload both carry If-None-Match (multipartUpload.ts).
+      ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
+      ...(options.kmsKeyArn ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.kmsKeyArn, BucketKeyEnabled: true } as const : {}),
+    };
     try {
-      const out = await upload.done();
+      const out = await uploadStream(this.clientFor(ref.region), params, body, {
+        partSize: options.partSize,
+        queueSize: options.queueSize,
+        signal: options.abortSignal,
+        onProgress: options.onProgress,
+      });
       return { etag: out.ETag, checksumCrc32: out.ChecksumCRC32 };
     } catch (err) {
-      // An aborted upload (a deadline) is answered at once by lib-storage, which aborts the multipart upload only
-      // in the background, once the body ends: stop the body and abort it here, before answering, so no
-      // incomplete upload is left behind (a Lambda is frozen as soon as it answers).
-      body.destroy();
-      await this.abortMultipartUpload(ref, key, upload.uploadId);
+      // uploadStream answers only once its parts settled and its multipart upload was aborted (a deadline too:
+      // a Lambda is frozen as soon as it answers, so nothing may be left to the background).
       // The body's own failure (size/sha256 check, decrypt, source error) is the one to report.
       if (err instanceof BucketStorageError) throw err;
       throw storageError('Upload', ref, key, err);
     }
-  }
-
-  /** Best effort: lib-storage may have aborted it already, or S3 completed it (NoSuchUpload either way). */
-  private async abortMultipartUpload(ref: BucketRef, key: string, uploadId: string | undefined): Promise<void> {
-    if (uploadId === undefined) return;
-    await this.clientFor(ref.region)
-      .send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: key, UploadId: uploadId }))
-      .catch(() => undefined);
   }
 
   /**
@@ -325,11 +310,4 @@ export class S3Store {
       throw storageError('DeleteObjects', ref, undefined, err);
     }
   }
-}
-
-function abortControllerFor(signal: AbortSignal): AbortController {
-  const controller = new AbortController();
-  if (signal.aborted) controller.abort(signal.reason);
-  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
-  return controller;
 }

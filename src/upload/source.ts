@@ -5,13 +5,14 @@
  *
  * A file is opened once and its descriptor checked (confinement.ts); every pass reads through that descriptor
  * with positional reads, so a path component swapped after the check cannot make the upload read another file.
+ * A pass pulls the bytes into the caller's buffers (src/core/byteSource.ts): no stream, no buffer per read.
  *
  * `s3://` sources are read with the function's role (never the data buckets' static keys). An object in the
  * staging bucket (S3_STORAGE_STAGING_BUCKET) is read in the staging bucket's own region
  * (S3_STORAGE_STAGING_REGION), which may differ from the current bucket's; any other bucket in the current
  * bucket's region.
  */
-import type { Readable } from 'node:stream';
+import { fileBytes, readableBytes, type ByteSource } from '../core/byteSource.ts';
 import type { Config } from '../core/config.ts';
 import { openFileInsideRoot } from '../core/confinement.ts';
 import { LocationError } from '../core/errors.ts';
@@ -30,8 +31,8 @@ export interface SegmentSource {
   readonly size: number;
   /** Set when the source is an object in the staging bucket (it may be deleted once the segment is stored). */
   readonly staged: StagedObject | undefined;
-  /** A fresh stream of its bytes (called once per pass). */
-  open(): Promise<Readable>;
+  /** A fresh read of its bytes from the first (called once per pass); `close` ends the pass. */
+  openBytes(): Promise<ByteSource & { close(): Promise<void> }>;
   /** Releases what the source holds (the file's descriptor); call once the upload is over. */
   close(): Promise<void>;
 }
@@ -50,8 +51,8 @@ export async function openSource(runtime: SourceRuntime, url: string): Promise<S
       url,
       size: file.size,
       staged: undefined,
-      // start: 0 makes every pass read from the beginning with pread; the descriptor stays open between passes.
-      open: async () => file.handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 }),
+      // Every pass reads from the beginning with pread; the descriptor stays open between passes.
+      openBytes: async () => ({ ...fileBytes(file.handle, 0), close: async () => undefined }),
       close: () => file.handle.close(),
     };
   }
@@ -60,5 +61,14 @@ export async function openSource(runtime: SourceRuntime, url: string): Promise<S
   const ref: BucketRef = { bucket: location.bucket, region: inStaging ? staging.region : runtime.config.region };
   const info = await runtime.roleStore.head(ref, location.key);
   if (info === undefined) throw new LocationError(url, `source ${url} does not exist`);
-  return { url, size: info.size, staged: inStaging ? { ref, key: location.key } : undefined, open: () => runtime.roleStore.get(ref, location.key), close: async () => undefined };
+  return {
+    url,
+    size: info.size,
+    staged: inStaging ? { ref, key: location.key } : undefined,
+    async openBytes() {
+      const body = await runtime.roleStore.get(ref, location.key);
+      return { ...readableBytes(body), close: async () => void body.destroy() };
+    },
+    close: async () => undefined,
+  };
 }

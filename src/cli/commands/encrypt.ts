@@ -1,11 +1,11 @@
 import { fstatSync, ftruncateSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { createClients } from '../../core/clients.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { loadKeyRing } from '../../core/encryptionKeys.ts';
 import { validateIdentity } from '../../core/objectKeys.ts';
 import { createDecryptStream, createEncryptStream, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
 import { defineCommand, requireOption, UsageError, wholeNumberOption, type CommandContext } from '../command.ts';
+import { openFile, regularFileSize, sealFile } from '../fileCodec.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
 const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'string' } } as const;
@@ -15,7 +15,8 @@ async function setUp(ctx: CommandContext) {
   refuseDirectoryStdin(ctx);
   const config = loadOfflineConfig(ctx.env);
   const identity = validateIdentity({ dataspace: requireOption(ctx, 'dataspace'), segmentId: requireOption(ctx, 'segment') });
-  const keyRing = await loadKeyRing(config, () => createClients(config).kms());
+  // The SDK clients are loaded only for a kms: secret: encrypt and decrypt otherwise start without them.
+  const keyRing = await loadKeyRing(config, async () => (await import('../../core/clients.ts')).createClients(config).kms());
   return { config, identity, keyRing };
 }
 
@@ -34,7 +35,9 @@ export const encryptCommand = defineCommand({
       throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_ENCRYPTION_KEY is off: there is no key to encrypt with');
     }
     const chunkLog2 = wholeNumberOption(ctx, 'chunk-log2', MIN_CHUNK_LOG2, MAX_CHUNK_LOG2) ?? config.chunkLog2;
-    await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
+    const size = ctx.stdin === process.stdin ? regularFileSize(0) : undefined;
+    if (size !== undefined) await sealFile(0, size, { key: keyRing.current, identity, chunkLog2 }, ctx.stdout);
+    else await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
     return 0;
   },
 });
@@ -54,7 +57,8 @@ export const decryptCommand = defineCommand({
     // it had before this command, so what it wrote cannot be mistaken for a whole segment.
     const before = ctx.stdout === process.stdout ? regularFileSize(1) : undefined;
     try {
-      await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
+      if (ctx.stdin === process.stdin && regularFileSize(0) !== undefined) await openFile(0, { keyRing, identity }, ctx.stdout);
+      else await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
     } catch (err) {
       if (before !== undefined) ftruncateSync(1, before);
       throw err;
@@ -73,13 +77,4 @@ function refuseDirectoryStdin(ctx: CommandContext): void {
     return;
   }
   if (directory) throw new UsageError('stdin is a directory; redirect a file (< FILE) or pipe the bytes in');
-}
-
-function regularFileSize(fd: number): number | undefined {
-  try {
-    const st = fstatSync(fd);
-    return st.isFile() ? st.size : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -7,11 +7,20 @@ import { defineCommand, UsageError } from '../command.ts';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
-const FUNCTIONS = ['upload', 'fetch', 'cleanup'] as const;
+/** The functions' modules, loaded on use (named imports, so the compiled CLI carries them as chunks); one that
+ *  fails to load is a clear error, not a crash. */
+const FUNCTIONS = {
+  upload: () => import('../../../functions/upload.ts'),
+  fetch: () => import('../../../functions/fetch.ts'),
+  cleanup: () => import('../../../functions/cleanup.ts'),
+} as const;
 
-/** Loads functions/<name>.ts by URL, so a function that is not part of this build is a clear error, not a crash. */
-async function load(name: string): Promise<{ handler?: unknown }> {
-  const mod: unknown = await import(new URL(`../../../functions/${name}.ts`, import.meta.url).href);
+function isFunctionName(name: string | undefined): name is keyof typeof FUNCTIONS {
+  return name !== undefined && Object.hasOwn(FUNCTIONS, name);
+}
+
+async function load(name: keyof typeof FUNCTIONS): Promise<{ handler?: unknown }> {
+  const mod: unknown = await FUNCTIONS[name]();
   return typeof mod === 'object' && mod !== null ? mod : {};
 }
 
@@ -31,7 +40,7 @@ export const invokeCommand = defineCommand({
   },
   async run(ctx) {
     const name = ctx.positionals[0];
-    if (name === undefined || !FUNCTIONS.some((f) => f === name)) throw new UsageError(`invoke needs a function name: ${FUNCTIONS.join(', ')}`);
+    if (!isFunctionName(name)) throw new UsageError(`invoke needs a function name: ${Object.keys(FUNCTIONS).join(', ')}`);
     const file = ctx.values.event;
     const raw = typeof file === 'string' ? await readFile(file, 'utf8') : await text(ctx.stdin);
     let event: unknown;

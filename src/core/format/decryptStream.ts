@@ -3,7 +3,8 @@
  * encryptStream.ts. It holds about two chunks, whatever the object's size, and releases a chunk's plaintext
  * only after its tag verified, so a failing stream never releases unauthenticated bytes.
  *
- * States: awaiting the header → reading chunks (chunkReader.ts) → finished (any byte more is refused).
+ * States: awaiting the header → reading chunks (chunkReader.ts: deciphered as they arrive, released once
+ * verified) → finished (any byte more is refused). Only the header is queued; chunk bytes are never copied.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { AuthenticationError, InvalidRangeError, MalformedHeaderError } from '../errors.ts';
@@ -36,11 +37,12 @@ type State =
   | { readonly name: 'finished'; readonly chunks: ChunkReader };
 
 /**
- * A Transform from format v1 (whole, or a RangePlan's chunk span) to plaintext. Fails with
- * MalformedHeaderError, UnknownKeyIdError, TruncatedError or AuthenticationError; nothing of a chunk that
- * fails is pushed.
+ * The reader of format v1 without a stream around it: stored bytes in (`update`, then `final` at their end),
+ * plaintext pieces out, each piece released only once its chunk's tag verified. It keeps none of the buffers
+ * it is fed, so a caller may read into one reused buffer (the CLI does). Fails with MalformedHeaderError,
+ * UnknownKeyIdError, TruncatedError or AuthenticationError.
  */
-export class DecryptStream extends Transform {
+export class Decryptor {
   readonly #options: DecryptOptions;
   readonly #stored = new ByteQueue();
   #state: State = { name: 'awaitingHeader' };
@@ -49,26 +51,41 @@ export class DecryptStream extends Transform {
     if (options.range !== undefined && (options.plaintextSize === undefined || options.header === undefined)) {
       throw new InvalidRangeError('a ranged decrypt needs the header and the plaintext size of the object');
     }
-    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
     this.#options = options;
   }
 
-  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    settle(done, () => {
-      this.#stored.push(data);
-      this.#advance(false);
-    });
+  /** Appends to `out` the plaintext of every chunk that `data` completes and that verified (those before a
+   *  failing chunk are appended before it throws). */
+  update(data: Buffer, out: Buffer[]): void {
+    this.#advance(data, false, out);
   }
 
-  override _flush(done: TransformCallback): void {
-    settle(done, () => this.#advance(true));
+  /** At the end of the stored bytes: appends the plaintext left to `out`, or throws what the end is. */
+  final(out: Buffer[]): void {
+    this.#advance(undefined, true, out);
   }
 
-  /** Moves through the states as far as the bytes held allow; `ended`: no byte more will come. */
-  #advance(ended: boolean): void {
-    if (this.#state.name === 'awaitingHeader') this.#state = this.#readHeader(ended);
-    if (this.#state.name === 'readingChunks') this.#state = this.#readChunks(this.#state.chunks, ended);
-    if (this.#state.name === 'finished') this.#refuseTrailingBytes(this.#state.chunks);
+  /** Moves through the states with `data` (the bytes that arrived); `ended`: no byte more will come. */
+  #advance(data: Buffer | undefined, ended: boolean, out: Buffer[]): void {
+    let rest = data;
+    if (this.#state.name === 'awaitingHeader') {
+      // Only the header's own bytes are queued (copied: the caller's buffer is not kept); the rest goes on.
+      if (rest !== undefined && this.#options.header === undefined) {
+        const need = Math.min(rest.length, HEADER_SIZE - this.#stored.length);
+        this.#stored.push(Buffer.from(rest.subarray(0, need)));
+        rest = rest.subarray(need);
+      }
+      this.#state = this.#readHeader(ended);
+    }
+    if (this.#state.name === 'readingChunks') {
+      const { chunks } = this.#state;
+      if (rest !== undefined && rest.length > 0) chunks.read(rest, out);
+      if (ended) chunks.finish(out);
+      this.#state = chunks.done ? { name: 'finished', chunks } : { name: 'readingChunks', chunks };
+    } else if (this.#state.name === 'finished' && rest !== undefined && rest.length > 0) {
+      // Bytes after the final chunk are not part of the object: they fail as the chunk after it.
+      throw new AuthenticationError(this.#state.chunks.nextChunk);
+    }
   }
 
   /** The header from the options (ranged reads) or the first 48 bytes; MalformedHeaderError if the stream ends first. */
@@ -91,18 +108,28 @@ export class DecryptStream extends Transform {
     if (plaintextSize === undefined) return new UnsizedChunkReader(cipher, header.chunkLog2);
     return new SizedChunkReader(cipher, header.chunkLog2, plaintextSize, range);
   }
+}
 
-  /** Pushes the plaintext of every chunk that can be opened now; at the end, of all that are left (or fails). */
-  #readChunks(chunks: ChunkReader, ended: boolean): State {
-    for (const plain of ended ? chunks.finish(this.#stored) : chunks.read(this.#stored)) {
-      if (plain.length > 0) this.push(plain);
-    }
-    return chunks.done ? { name: 'finished', chunks } : { name: 'readingChunks', chunks };
+/**
+ * A Transform from format v1 (whole, or a RangePlan's chunk span) to plaintext (a Decryptor in a stream).
+ * Fails with MalformedHeaderError, UnknownKeyIdError, TruncatedError or AuthenticationError; nothing of a
+ * chunk that fails is pushed.
+ */
+export class DecryptStream extends Transform {
+  readonly #decryptor: Decryptor;
+
+  constructor(options: DecryptOptions) {
+    const decryptor = new Decryptor(options);
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    this.#decryptor = decryptor;
   }
 
-  /** Bytes after the final chunk are not part of the object: they fail as the chunk after it. */
-  #refuseTrailingBytes(chunks: ChunkReader): void {
-    if (this.#stored.length > 0) throw new AuthenticationError(chunks.nextChunk);
+  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    settle(done, (out) => this.#decryptor.update(data, out), this);
+  }
+
+  override _flush(done: TransformCallback): void {
+    settle(done, (out) => this.#decryptor.final(out), this);
   }
 }
 
@@ -111,13 +138,16 @@ export function createDecryptStream(options: DecryptOptions): DecryptStream {
   return new DecryptStream(options);
 }
 
-/** Runs one step of the stream and reports its outcome to `done`: a thrown error fails the stream. */
-function settle(done: TransformCallback, step: () => void): void {
+/** Runs one step of the stream, pushes its plaintext and reports its outcome to `done`: a thrown error fails
+ *  the stream (after the pieces of the chunks that verified before it). */
+function settle(done: TransformCallback, step: (out: Buffer[]) => void, stream: Transform): void {
+  const out: Buffer[] = [];
   let failure: Error | undefined;
   try {
-    step();
+    step(out);
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
   }
+  for (const piece of out) if (piece.length > 0) stream.push(piece);
   done(failure);
 }

@@ -1,0 +1,44 @@
+/**
+ * Child of the peers bench: loads one function's deployed bundle (dist/<fn>/index.mjs, built by
+ * scripts/build.mjs) in a fresh `node`, as Lambda's runtime does, and invokes its handler once with the event
+ * it is given. argv: upload|fetch BUNDLE EVENT_JSON. The environment is the function's configuration.
+ * Prints, as its last line, one JSON object: module init and handler ms, the handler's own CPU seconds, peak
+ * RSS (VmHWM, KiB) and the handler's answer. Exits 1 when an upload reports a failed record.
+ * It imports nothing of the project: what it measures is the bundle's alone.
+ */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const [kind, bundle, eventJson] = process.argv.slice(2);
+if ((kind !== 'upload' && kind !== 'fetch') || bundle === undefined || eventJson === undefined) {
+  console.error('usage: invokeFunction upload|fetch BUNDLE EVENT_JSON');
+  process.exit(2);
+}
+const loadStarted = performance.now();
+const mod: unknown = await import(pathToFileURL(bundle).href);
+const initMs = performance.now() - loadStarted;
+if (typeof mod !== 'object' || mod === null || !('handler' in mod) || typeof mod.handler !== 'function') throw new Error(`${bundle} exports no handler`);
+const handler = mod.handler as (event: unknown, context: unknown) => Promise<unknown>;
+
+const deadline = Date.now() + 900_000;
+const context = {
+  callbackWaitsForEmptyEventLoop: false,
+  functionName: `bucket-storage-${kind}`,
+  functionVersion: '$LATEST',
+  invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:bucket-storage-${kind}`,
+  memoryLimitInMB: '1024',
+  awsRequestId: `bench-${Date.now()}`,
+  logGroupName: 'bench',
+  logStreamName: 'bench',
+  getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+};
+
+const cpuBefore = process.cpuUsage();
+const started = performance.now();
+const answer = await handler(JSON.parse(eventJson), context);
+const handlerMs = performance.now() - started;
+const cpu = process.cpuUsage(cpuBefore);
+const failures = kind === 'upload' && typeof answer === 'object' && answer !== null && 'batchItemFailures' in answer && Array.isArray(answer.batchItemFailures) ? answer.batchItemFailures : [];
+const maxRssKiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+console.log(JSON.stringify({ bench: { initMs, handlerMs, handlerCpuS: (cpu.user + cpu.system) / 1e6, maxRssKiB, answer } }));
+process.exitCode = failures.length > 0 ? 1 : 0;

@@ -1,0 +1,75 @@
+/**
+ * One client process, measured as an operator would with `/usr/bin/time`: wall time, user and system CPU of the
+ * process and every child it waited for, and its peak RSS (ru_maxrss of the exec'd image: VmHWM). The
+ * environment is built from scratch (PATH, HOME and what the caller gives), so no S3_STORAGE_* or AWS_* of the
+ * bench's own shell leaks into a client.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO } from './child.ts';
+
+export interface Measured {
+  /** Wall seconds, from spawn to exit, as the parent saw them. */
+  readonly wallS: number;
+  readonly userS: number;
+  readonly sysS: number;
+  /** Peak RSS of the process, KiB. */
+  readonly maxRssKiB: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export class ClientFailed extends Error {
+  constructor(
+    readonly command: string,
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`);
+    this.name = 'ClientFailed';
+  }
+}
+
+const BASE_ENV_NAMES = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYENV_ROOT', 'PYENV_VERSION'];
+
+/** PATH, HOME and a few harmless variables of this process, then `env`. */
+export function cleanEnv(env: Record<string, string>): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const name of BASE_ENV_NAMES) {
+    const value = process.env[name];
+    if (value !== undefined) base[name] = value;
+  }
+  return { ...base, ...env };
+}
+
+/** Runs `cmd args` under /usr/bin/time with exactly `env` (see cleanEnv); rejects with ClientFailed on a non-zero exit. */
+export async function measure(cmd: string, args: readonly string[], env: Record<string, string>, scratch: string): Promise<Measured> {
+  const timeFile = join(scratch, `time-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const started = performance.now();
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', cmd, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (exit) => resolve({ code: exit, stdout: out, stderr: err }));
+  });
+  const wallS = (performance.now() - started) / 1000;
+  const times = await readFile(timeFile, 'utf8').catch(() => '');
+  await rm(timeFile, { force: true });
+  if (code !== 0) throw new ClientFailed([cmd, ...args].join(' '), code, stderr || stdout);
+  const match = /(\d+\.\d+) (\d+\.\d+) (\d+)\s*$/.exec(times);
+  if (match === null) throw new Error(`/usr/bin/time wrote no figures for ${cmd}: ${times}`);
+  return { wallS, userS: Number(match[1]), sysS: Number(match[2]), maxRssKiB: Number(match[3]), stdout, stderr };
+}
+
+/** True when `cmd` can be run (found on PATH and answers `args`). */
+export function available(cmd: string, args: readonly string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+}

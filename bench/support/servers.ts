@@ -1,0 +1,141 @@
+/**
+ * The two local S3 servers of the peers bench, each in a process of its own (its CPU is never a client's),
+ * bound to 127.0.0.1:
+ *   s3rver  3.7.1, objects on disk (node needs --openssl-legacy-provider for its paged listings; clients of it
+ *           must not send aws-chunked bodies: requestChecksumCalculation WHEN_REQUIRED);
+ *   fauxqs  1.9, the embedded server of `npm start` and the tests, objects in memory; refuses request bodies
+ *           over ~11 MiB, so multipart parts stay at 8 MiB there.
+ * The bench keeps an admin S3 client to check sizes and delete what each client stored.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { bundleChild, REPO } from './child.ts';
+
+export type ServerName = 's3rver' | 'fauxqs';
+
+export interface BenchServer {
+  readonly name: ServerName;
+  /** http://127.0.0.1:port */
+  readonly endpoint: string;
+  readonly region: string;
+  readonly bucket: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  /** Largest request body the server takes (fauxqs: 11 MiB), or undefined. */
+  readonly maxBody: number | undefined;
+  /** Size of a stored object, or undefined when it is absent. */
+  sizeOf(key: string): Promise<number | undefined>;
+  /** Deletes every object under `prefix` (the bench's own keys only). */
+  clear(prefix: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const REGION = 'us-east-1';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHttp(endpoint: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before it listened`);
+    try {
+      await fetch(endpoint);
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${what} did not listen on ${endpoint} within 20 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
+}
+
+function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: string, secretKey: string, maxBody: number | undefined, stop: () => Promise<void>): BenchServer {
+  const client = new S3Client({
+    region: REGION,
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    name,
+    endpoint,
+    region: REGION,
+    bucket,
+    accessKey,
+    secretKey,
+    maxBody,
+    async sizeOf(key) {
+      try {
+        return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
+      } catch {
+        return undefined;
+      }
+    },
+    async clear(prefix) {
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+      for (const o of listed.Contents ?? []) if (o.Key !== undefined) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key }));
+    },
+    async stop() {
+      client.destroy();
+      await stop();
+    },
+  };
+}
+
+/** s3rver on disk under `dir`, with `bucket` configured at start. */
+export async function startS3rver(dir: string, bucket: string): Promise<BenchServer> {
+  const port = await freePort();
+  const data = join(dir, 's3rver-data');
+  await mkdir(data, { recursive: true });
+  const bin = join(REPO, 'node_modules/s3rver/bin/s3rver.js');
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', data, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await waitForHttp(endpoint, child, 's3rver');
+  return adminOf('s3rver', endpoint, bucket, 'S3RVER', 'S3RVER', undefined, stopper(child));
+}
+
+/** fauxqs in a child process (bench/support/fauxqsServer.ts, bundled), with `bucket` created. */
+export async function startFauxqsProcess(dir: string, bucket: string): Promise<BenchServer> {
+  const script = await bundleChild(join(REPO, 'bench/support/fauxqsServer.ts'), dir);
+  const child = spawn(process.execPath, [script, bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = /\{"port":(\d+)\}/.exec(out);
+      if (line) resolve(Number(line[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`fauxqs exited with ${code} before it listened`)));
+  });
+  return adminOf('fauxqs', `http://127.0.0.1:${port}`, bucket, 'local', 'local', 11 * 1024 * 1024, stopper(child));
+}
+
+export function startServer(name: ServerName, dir: string, bucket: string): Promise<BenchServer> {
+  return name === 's3rver' ? startS3rver(dir, bucket) : startFauxqsProcess(dir, bucket);
+}

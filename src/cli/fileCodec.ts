@@ -1,0 +1,123 @@
+/**
+ * encrypt and decrypt when stdin is a regular file: the bytes are read in large blocks into buffers reused
+ * throughout and written to stdout in 4 MiB blocks, with no stream in between (a file read through
+ * process.stdin comes in 64 KiB chunks, each a fresh buffer). The format and the checks are the codec's own
+ * (SealedBytes, Decryptor): only the plumbing differs from the stream path, which pipes and terminals take.
+ */
+import { fstatSync } from 'node:fs';
+import { CheckedBytes, fdBytes } from '../core/byteSource.ts';
+import { Decryptor, SealedBytes, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
+
+const BLOCK = 4 * 1024 * 1024;
+
+/** The size of the file behind descriptor `fd`, or undefined when it is not a regular file (a pipe, a terminal). */
+export function regularFileSize(fd: number): number | undefined {
+  try {
+    const info = fstatSync(fd);
+    return info.isFile() ? info.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes blocks to a stream, two in turn: a block is reused only once the stream has taken it. */
+class BlockWriter {
+  readonly #out: NodeJS.WritableStream;
+  readonly #free: Buffer[] = [Buffer.allocUnsafe(BLOCK), Buffer.allocUnsafe(BLOCK)];
+  readonly #writing: Promise<void>[] = [];
+  #current: Buffer | undefined;
+  #filled = 0;
+
+  constructor(out: NodeJS.WritableStream) {
+    this.#out = out;
+  }
+
+  /** A free block to fill (waits for the oldest write when both are out). */
+  async block(): Promise<Buffer> {
+    while (this.#free.length === 0) await this.#writing.shift();
+    return this.#free.pop() ?? Buffer.allocUnsafe(BLOCK);
+  }
+
+  /** Writes the first `length` bytes of `block` (from block()) and gives the block back once written. */
+  send(block: Buffer, length: number): void {
+    this.#writing.push(
+      new Promise<void>((resolve, reject) => {
+        this.#out.write(block.subarray(0, length), (err) => {
+          this.#free.push(block);
+          if (err) reject(err);
+          else resolve();
+        });
+      }),
+    );
+  }
+
+  /** Copies `bytes` into the current block, sending each block as it fills. */
+  async copy(bytes: Buffer): Promise<void> {
+    for (let offset = 0; offset < bytes.length; ) {
+      this.#current ??= await this.block();
+      const n = bytes.copy(this.#current, this.#filled, offset);
+      this.#filled += n;
+      offset += n;
+      if (this.#filled === this.#current.length) this.#flush();
+    }
+  }
+
+  /** Waits for the writes already sent, whatever their outcome (before a failure is reported). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.#writing.splice(0));
+  }
+
+  /** Sends what copy() holds and waits until every block is written. */
+  async end(): Promise<void> {
+    this.#flush();
+    while (this.#writing.length > 0) await this.#writing.shift();
+  }
+
+  #flush(): void {
+    if (this.#current === undefined || this.#filled === 0) return;
+    this.send(this.#current, this.#filled);
+    this.#current = undefined;
+    this.#filled = 0;
+  }
+}
+
+/** Seals the file on `fd` (`size` bytes from its current position) to `out`. */
+export async function sealFile(fd: number, size: number, options: Omit<SealOptions, 'plaintext' | 'plaintextSize'>, out: NodeJS.WritableStream): Promise<void> {
+  const plaintext = new CheckedBytes(fdBytes(fd), { size, digest: false, what: 'stdin' });
+  const sealed = new SealedBytes({ ...options, plaintext, plaintextSize: size });
+  const writer = new BlockWriter(out);
+  try {
+    for (;;) {
+      const block = await writer.block();
+      const n = await sealed.read(block);
+      if (n > 0) writer.send(block, n);
+      if (n < block.length) break;
+    }
+    await writer.end();
+  } finally {
+    await writer.settle();
+  }
+}
+
+/** Opens the file on `fd` (format v1, length from its end) to `out`; only verified chunks are written. */
+export async function openFile(fd: number, options: DecryptOptions, out: NodeJS.WritableStream): Promise<void> {
+  const source = fdBytes(fd);
+  const decryptor = new Decryptor(options);
+  const writer = new BlockWriter(out);
+  const input = Buffer.allocUnsafe(BLOCK);
+  const plain: Buffer[] = [];
+  try {
+    for (;;) {
+      const n = await source.read(input);
+      if (n > 0) decryptor.update(input.subarray(0, n), plain);
+      if (n < input.length) decryptor.final(plain);
+      for (const piece of plain) await writer.copy(piece);
+      plain.length = 0;
+      if (n < input.length) break;
+    }
+    await writer.end();
+  } finally {
+    // A failure is reported once no write is under way (decrypt then cuts its output file back).
+    await writer.settle();
+  }
+}
