@@ -52,7 +52,7 @@ export async function run(): Promise<void> {
       ['openssl enc -aes-256-ctr', `openssl enc -aes-256-ctr -K ${key} -iv ${iv} -in ${plain} -out /dev/null`],
       ['bucket-storage encrypt', `${cli} encrypt ${ident} < ${plain} > /dev/null`],
       ['openssl enc -d -aes-256-ctr', `openssl enc -d -aes-256-ctr -K ${key} -iv ${iv} -in ${plain} -out /dev/null`],
-      ['bucket-storage decrypt', `${cli} decrypt < ${sealed} > /dev/null`],
+      ['bucket-storage decrypt', `${cli} decrypt ${ident} < ${sealed} > /dev/null`],
     ];
     const results = new Map<string, Measured[]>();
     for (let r = 0; r < RUNS; r++) {

@@ -29,6 +29,7 @@ import { ciphertextSize, DEFAULT_CHUNK_LOG2 } from '../src/core/format/index.ts'
 import { renderChart, type ChartPoint } from './support/chart.ts';
 import { bundleChild, REPO } from './support/child.ts';
 import { awsClient, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
+import { ClientFailed } from './support/measure.ts';
 import { startServer, type BenchServer, type ServerName } from './support/servers.ts';
 
 const MiB = 2 ** 20;
@@ -158,7 +159,8 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
       await rm(target, { force: true });
     }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    // A failed client's own words (the end of its stderr), not its command line, which fills the first characters.
+    const message = err instanceof ClientFailed ? `exited ${err.code}: ${err.stderr.trim().split('\n').slice(-4).join(' | ')}` : err instanceof Error ? err.message : String(err);
     out.push({ ...base, direction, error: `failed: ${message.slice(0, 300)}` });
     if (direction === 'upload') out.push({ ...base, direction: 'restore', error: 'not run: the upload failed' });
     console.error(`  ${server.name} ${client.name} ${sizeMiB} MiB ${direction}: ${message.slice(0, 500)}`);
