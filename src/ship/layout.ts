@@ -9,6 +9,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { identifierProblem, type SegmentIdentity } from '../core/objectKeys.ts';
 import { LocationError } from '../core/errors.ts';
+import { errnoCode } from '../core/confinement.ts';
 
 export interface SegmentFile {
   readonly identity: SegmentIdentity;
@@ -51,7 +52,7 @@ async function filesIn(dir: string): Promise<string[]> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (errnoCode(err) === 'ENOENT') return [];
     throw new LocationError(dir, `${dir} cannot be listed (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   return names.filter((n) => identifierProblem(n) === undefined).sort();

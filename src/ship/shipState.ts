@@ -13,6 +13,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod';
 import { ShipStateError } from '../core/errors.ts';
+import { errnoCode } from '../core/confinement.ts';
 
 const entrySchema = z.strictObject({ size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), at: z.string() });
 const stateSchema = z.strictObject({ version: z.literal(1), shipped: z.record(z.string(), entrySchema) });
@@ -30,7 +31,7 @@ export class ShipState {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new ShipState(path, new Map());
+      if (errnoCode(err) === 'ENOENT') return new ShipState(path, new Map());
       throw new ShipStateError(path, `ship state ${path} cannot be read (${err instanceof Error ? err.message : String(err)})`, { cause: err });
     }
     let parsed;
