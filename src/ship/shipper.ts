@@ -131,8 +131,9 @@ export class Shipper {
       return stager.stage(file, { ...(signal ? { signal } : {}), onProgress: (bytes) => events?.progress?.(file, bytes) });
     });
     const ready: { file: SegmentFile; staged: Staged; announcement: SegmentAnnouncement }[] = [];
-    for (const [i, result] of staged.entries()) {
-      const file = group[i] as SegmentFile;
+    for (const [i, file] of group.entries()) {
+      const result = staged[i];
+      if (result === undefined) continue;
       if (result.status === 'rejected') this.fail(file, result.reason);
       else ready.push({ file, staged: result.value, announcement: { version: 1, ...file.identity, source: result.value.source, size: result.value.size, sha256: result.value.sha256 } });
     }
