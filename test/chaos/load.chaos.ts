@@ -22,7 +22,7 @@ import { formatSegmentKey } from '../../src/core/objectKeys.ts';
 import { createRuntime } from '../../src/core/runtime.ts';
 import { startLocalServers, type LocalServers } from '../../src/local/embeddedServers.ts';
 import { fetchSegment } from '../../src/fetch/index.ts';
-import { ContentChecks, ForeignKeys } from './observe.ts';
+import { ContentChecks, ForeignKeys, poisonAnnouncement } from './observe.ts';
 import { recordChaos, scaled } from './summary.ts';
 
 const MESSAGES = scaled(5000, 1000);
@@ -39,20 +39,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function poison(i: number): string {
-  switch (Math.floor(i / 10) % 5) {
-    case 0:
-      return '{"version":1,"dataspace":';
-    case 1:
-      return JSON.stringify({ version: 1, dataspace: 'load', segmentId: `p-${i}`, source: `file://${dir}/seg-0`, priority: 'high' });
-    case 2:
-      return JSON.stringify({ version: 1, dataspace: 'load', segmentId: `../p-${i}`, source: `file://${dir}/seg-0` });
-    case 3:
-      return JSON.stringify({ version: 1, dataspace: 'load', segmentId: `p-${i}`, source: `file://${dir}/missing-${i}` });
-    default:
-      return JSON.stringify({ version: 1, dataspace: 'load', segmentId: `p-${i}`, source: `file://${dir}/seg-0`, size: 1 });
-  }
-}
 
 describe('load', () => {
   it(`${MESSAGES} announcements with 10% poison through serve`, async () => {
@@ -64,7 +50,7 @@ describe('load', () => {
     let poisonSent = 0;
     for (let i = 0; i < MESSAGES; i++) {
       if (i % 10 === 9) {
-        bodies.push(poison(i));
+        bodies.push(poisonAnnouncement(i, 'load', dir, 'seg-0'));
         poisonSent++;
         continue;
       }

@@ -132,3 +132,22 @@ export function restartedUploads(log: readonly ProxiedRequest[]): number {
   }
   return [...starts.values()].reduce((sum, n) => sum + n - 1, 0);
 }
+
+/**
+ * A poison announcement of every kind a node could send, by `i`: bad JSON, an unknown field, a bad identifier, a
+ * missing source, a wrong size (`good` is an existing source file under the source root). Each body is distinct.
+ */
+export function poisonAnnouncement(i: number, dataspace: string, dir: string, good: string): string {
+  switch (Math.floor(i / 10) % 5) {
+    case 0:
+      return `{"version":1,"dataspace":"${dataspace}","n":${i},`;
+    case 1:
+      return JSON.stringify({ version: 1, dataspace, segmentId: `p-${i}`, source: `file://${dir}/${good}`, priority: 'high' });
+    case 2:
+      return JSON.stringify({ version: 1, dataspace, segmentId: `../p-${i}`, source: `file://${dir}/${good}` });
+    case 3:
+      return JSON.stringify({ version: 1, dataspace, segmentId: `p-${i}`, source: `file://${dir}/missing-${i}` });
+    default:
+      return JSON.stringify({ version: 1, dataspace, segmentId: `p-${i}`, source: `file://${dir}/${good}`, size: 1 });
+  }
+}

@@ -26,7 +26,7 @@ import { createRuntime, type Runtime } from '../../src/core/runtime.ts';
 import { fetchSegment } from '../../src/fetch/index.ts';
 import { startLocalServers, type LocalServers } from '../../src/local/embeddedServers.ts';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy.ts';
-import { ContentChecks, ForeignKeys } from './observe.ts';
+import { ContentChecks, ForeignKeys, poisonAnnouncement } from './observe.ts';
 import { recordChaos, scaled } from './summary.ts';
 
 const MESSAGES = scaled(1000, 300);
@@ -57,21 +57,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Poison of every kind a node could send: bad JSON, unknown field, bad identifier, missing source, wrong size. */
-function poison(i: number): string {
-  switch (Math.floor(i / 10) % 5) {
-    case 0:
-      return `{"version":1,"dataspace":"sqsf","n":${i},`;
-    case 1:
-      return JSON.stringify({ version: 1, dataspace: 'sqsf', segmentId: `p-${i}`, source: `file://${dir}/seg-0`, priority: 'high' });
-    case 2:
-      return JSON.stringify({ version: 1, dataspace: 'sqsf', segmentId: `../p-${i}`, source: `file://${dir}/seg-0` });
-    case 3:
-      return JSON.stringify({ version: 1, dataspace: 'sqsf', segmentId: `p-${i}`, source: `file://${dir}/missing-${i}` });
-    default:
-      return JSON.stringify({ version: 1, dataspace: 'sqsf', segmentId: `p-${i}`, source: `file://${dir}/seg-0`, size: 1 });
-  }
-}
 
 const contentOf = (i: number, size: number) => Buffer.alloc(size, (i * 31) % 251);
 
@@ -110,7 +95,7 @@ describe('SQS faults', () => {
     const bodies: string[] = [];
     for (let i = 0; i < MESSAGES; i++) {
       if (i % 10 === 9) {
-        const body = poison(i);
+        const body = poisonAnnouncement(i, 'sqsf', dir, 'seg-0');
         poisonBodies.add(body);
         bodies.push(body);
         continue;
