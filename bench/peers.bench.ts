@@ -61,6 +61,8 @@ interface RunRecord {
   /** Ours: module init ms and the handler's own CPU seconds (the rest is node start and cold start). */
   readonly initMs?: number;
   readonly handlerCpuS?: number;
+  /** Ours: peak of the Buffers' memory (process.memoryUsage().arrayBuffers, MiB): part buffers and garbage. */
+  readonly arrayBuffersMiB?: number;
   readonly error?: string;
 }
 
@@ -118,7 +120,7 @@ async function checkRestored(path: string, file: SegmentFile, who: string): Prom
 
 function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'maxRssKiB'>, t: Transfer): RunRecord {
   const m = t.measured;
-  return { ...base, wallS: m.wallS, cpuS: m.userS + m.sysS, maxRssKiB: m.maxRssKiB, initMs: t.detail?.initMs, handlerCpuS: t.detail?.handlerCpuS };
+  return { ...base, wallS: m.wallS, cpuS: m.userS + m.sysS, maxRssKiB: m.maxRssKiB, initMs: t.detail?.initMs, handlerCpuS: t.detail?.handlerCpuS, arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers };
 }
 
 /**
@@ -374,7 +376,7 @@ export async function run(): Promise<void> {
               const runs = await runClient(client, server, file, rep, restoreRoot, plainCopy);
               records.push(...runs);
               for (const r of runs) {
-                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS`;
+                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS${r.arrayBuffersMiB === undefined ? '' : ` (Buffers ${r.arrayBuffersMiB} MiB)`}`;
                 console.log(`  ${serverName} ${sizeMiB} MiB #${rep} ${client.name} ${r.direction}: ${fig}`);
               }
             }

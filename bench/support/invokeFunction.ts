@@ -3,7 +3,8 @@
  * scripts/build.mjs) in a fresh `node`, as Lambda's runtime does, and invokes its handler once with the event
  * it is given. argv: upload|fetch BUNDLE EVENT_JSON. The environment is the function's configuration.
  * Prints, as its last line, one JSON object: module init and handler ms, the handler's own CPU seconds, peak
- * RSS (VmHWM, KiB) and the handler's answer. Exits 1 when an upload reports a failed record.
+ * RSS (VmHWM, KiB), the peaks of process.memoryUsage() sampled every 50 ms (MiB: where the RSS goes) and the
+ * handler's answer. Exits 1 when an upload reports a failed record.
  * It imports nothing of the project: what it measures is the bundle's alone.
  */
 import { readFileSync } from 'node:fs';
@@ -33,12 +34,19 @@ const context = {
   getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
 };
 
+const memoryPeakMiB: Record<string, number> = {};
+const sampleMemory = () => {
+  for (const [name, bytes] of Object.entries(process.memoryUsage())) memoryPeakMiB[name] = Math.max(memoryPeakMiB[name] ?? 0, Math.round(bytes / 2 ** 20));
+};
+const sampler = setInterval(sampleMemory, 50);
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
 const answer = await handler(JSON.parse(eventJson), context);
 const handlerMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
 const failures = kind === 'upload' && typeof answer === 'object' && answer !== null && 'batchItemFailures' in answer && Array.isArray(answer.batchItemFailures) ? answer.batchItemFailures : [];
+clearInterval(sampler);
+sampleMemory();
 const maxRssKiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
-console.log(JSON.stringify({ bench: { initMs, handlerMs, handlerCpuS: (cpu.user + cpu.system) / 1e6, maxRssKiB, answer } }));
+console.log(JSON.stringify({ bench: { initMs, handlerMs, handlerCpuS: (cpu.user + cpu.system) / 1e6, maxRssKiB, memoryPeakMiB, answer } }));
 process.exitCode = failures.length > 0 ? 1 : 0;

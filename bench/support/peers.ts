@@ -28,6 +28,8 @@ export interface ChildReport {
   readonly handlerMs: number;
   readonly handlerCpuS: number;
   readonly maxRssKiB: number;
+  /** Peaks of process.memoryUsage() (rss, heapUsed, external, arrayBuffers, …), MiB. */
+  readonly memoryPeakMiB?: Readonly<Record<string, number>>;
   readonly answer: unknown;
 }
 
