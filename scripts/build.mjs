@@ -8,7 +8,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 export const FUNCTIONS = ['upload', 'fetch', 'cleanup'];
 
 /** `options.functions`: which of FUNCTIONS (all by default); `options.plugins`: esbuild plugins (the peers
- *  bench builds an upload bundle with lib-storage's writer in place of ours). */
+ *  bench builds an upload bundle with lib-storage's writer in place of ours); `options.splitting: false`: one
+ *  file per function, as before the split (the bundle bench compares both). */
 export async function buildAll(outdir = 'dist', options = {}) {
   const sizes = {};
   for (const fn of options.functions ?? FUNCTIONS) {
@@ -18,9 +19,9 @@ export async function buildAll(outdir = 'dist', options = {}) {
       outdir: `${outdir}/${fn}`,
       outExtension: { '.js': '.mjs' },
       // Code split at the SDK's and our dynamic imports (the KMS client, the credential providers a Lambda
-      // function never uses, the STS/SSO clients behind them): a cold start compiles only what it runs.
-      // Module init of the upload bundle went from 159 to 142 ms (npm run bench bundle, 2026-11-29).
-      splitting: true,
+      // function never uses, the STS/SSO clients behind them): a cold start compiles only what it runs
+      // (`npm run bench bundle` times both ways).
+      splitting: options.splitting ?? true,
       chunkNames: 'chunks/[name]-[hash]',
       bundle: true,
       platform: 'node',
