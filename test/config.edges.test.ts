@@ -70,6 +70,10 @@ describe('config: values at their edges', () => {
     expect(err.message).toContain('holds credentials');
     expect(err.message).toContain('https://[credentials hidden]@sqs.eu-west-1.amazonaws.com/1/q');
     expect(err.message).not.toContain('Zq9secretpw');
+    // Anywhere in a refused value, not only at its start.
+    const inside = configError({ ...BASE, S3_STORAGE_DELETIONS_QUEUE_URL: 'queue at https://user:Zq9secretpw@sqs.example.com/q' });
+    expect(inside.message).toContain('queue at https://[credentials hidden]@sqs.example.com/q');
+    expect(inside.message).not.toContain('Zq9secretpw');
   });
 
   it('kms: secrets are taken as written (checked once decrypted); near-misses of the prefix are refused', () => {
@@ -181,11 +185,21 @@ describe('config: the proxy', () => {
     expect(loadConfig({ ...BASE, HTTPS_PROXY: 'https://secure.example.com' }).proxy?.https?.reveal()).toBe('https://secure.example.com/');
   });
 
-  it('refuses a proxy that is not http(s), without echoing it', () => {
-    const err = configError({ ...BASE, HTTPS_PROXY: 'socks5://user:pw@proxy:1080' });
+  it('refuses a proxy that is not http(s), or no URL at all, without echoing it', () => {
+    const err = configError({ ...BASE, HTTPS_PROXY: 'socks5://user:Zq9secretpw@proxy:1080' });
     expect(err.variable).toBe('HTTPS_PROXY');
     expect(err.message).toContain('is a socks5: URL');
-    expect(err.message).not.toContain('pw');
+    expect(err.message).not.toContain('Zq9secretpw');
+    const bad = configError({ ...BASE, HTTP_PROXY: 'http://[Zq9secretpw' });
+    expect(bad.variable).toBe('HTTP_PROXY');
+    expect(bad.message).toBe('HTTP_PROXY (value hidden) is not a proxy URL; expected a form like http://proxy.example.com:3128');
+  });
+
+  it('HTTP_PROXY_HOST wins over each of the usual proxy variables, naming the one it overrides', () => {
+    for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) {
+      const c = loadConfig({ ...BASE, HTTP_PROXY_HOST: 'proxy.example.com', HTTP_PROXY_PORT: '3128', [name]: 'http://other.example.com:1' });
+      expect(c.notices).toEqual([`${name} is not used: LogScale's HTTP_PROXY_HOST is set and wins`]);
+    }
   });
 
   it("LogScale's HTTP_PROXY_HOST needs its port, takes its credentials and wins over HTTPS_PROXY with a notice", () => {

@@ -269,7 +269,8 @@ function describe(variable: string, env: Readonly<Record<string, string | undefi
   const value = env[variable];
   if (value === undefined) return `${variable} is not set`;
   if (SECRET_VARIABLES.has(variable)) return `${variable} (value hidden)`;
-  return `${variable}=${describeValue(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1[credentials hidden]@'))}`;
+  // Every user:password@ of the value, not only a leading one: a bad value may hold a URL anywhere.
+  return `${variable}=${describeValue(value.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, '$1[credentials hidden]@'))}`;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
