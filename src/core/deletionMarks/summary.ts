@@ -10,7 +10,7 @@ export interface AllMarks {
 }
 
 /** Reads every mark, `concurrency` at a time. */
-export async function readAllMarks(marks: DeletionMarks, concurrency = 8): Promise<AllMarks> {
+export async function readAllMarks(marks: Pick<DeletionMarks, 'all' | 'read'>, concurrency = 8): Promise<AllMarks> {
   const listed = await marks.all();
   const read: ReadMark[] = [];
   const damaged: { key: string; error: string }[] = [];
