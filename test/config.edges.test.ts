@@ -119,6 +119,15 @@ describe('config: where an error is attributed', () => {
     expect(err.message).toMatch(/^S3_STORAGE_MAX_CONCURRENT_UPLOADS="0": is out of range/);
   });
 
+  it('with both our name and its alias set, a bad value of ours names ours; a missing variable is never blamed on an alias', () => {
+    const ours = configError({ ...BASE, S3_STORAGE_TRANSFER_CONCURRENCY: '0', S3_STORAGE_MAX_CONCURRENT_UPLOADS: '4' });
+    expect(ours.variable).toBe('S3_STORAGE_TRANSFER_CONCURRENCY');
+    const { S3_STORAGE_REGION: _region, ...withoutRegion } = BASE;
+    const missing = configError({ ...withoutRegion, S3_STORAGE_MAX_CONCURRENT_UPLOADS: '4' });
+    expect(missing.variable).toBe('S3_STORAGE_REGION');
+    expect(missing.message).toBe('S3_STORAGE_REGION is not set; it is required');
+  });
+
   it('an unknown variable lists the known ones; a required one set empty is "not set"', () => {
     const unknown = configError({ ...BASE, S3_STORAGE_BUKET: 'x' });
     expect(unknown.message).toContain('S3_STORAGE_BUKET is not a known variable (a typo?); known: S3_STORAGE_BUCKET, S3_STORAGE_REGION, ');
@@ -182,7 +191,9 @@ describe('config: the proxy', () => {
     expect(httpOnly.proxy?.https).toBeUndefined();
     expect(httpOnly.proxy?.description).toBe('http via plain.example.com:3128');
     expect(httpOnly.proxy?.noProxy).toEqual(['a.example.com']);
-    expect(loadConfig({ ...BASE, HTTPS_PROXY: 'https://secure.example.com' }).proxy?.https?.reveal()).toBe('https://secure.example.com/');
+    const noNoProxy = loadConfig({ ...BASE, HTTPS_PROXY: 'https://secure.example.com' });
+    expect(noNoProxy.proxy?.https?.reveal()).toBe('https://secure.example.com/');
+    expect(noNoProxy.proxy?.noProxy).toEqual([]);
   });
 
   it('refuses a proxy that is not http(s), or no URL at all, without echoing it', () => {
