@@ -4,22 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { loadConfig } from '../src/core/config.ts';
-import { ConfigError } from '../src/core/errors.ts';
+import { configError } from './support/configError.ts';
 
 const SECRET = 'a-very-secret-encryption-key-0123456789abcdefghijklmnopqrstuvwxyzABCD';
 const BASE = { S3_STORAGE_BUCKET: 'logs-bucket', S3_STORAGE_REGION: 'eu-west-1', S3_STORAGE_ENCRYPTION_KEY: SECRET };
 /** Long enough for the key rules, and free of the weak-key patterns. */
 const long = (head: string) => `${head}Q7vK2pX9mZ4rT8wY1nB6cF3hJ5sD0gL7aE2uI9oP4kR8tW1yV6xN3bM5`;
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('config: defaults', () => {
   it('leaves every optional setting at its documented default', () => {

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createClients } from '../src/core/clients.ts';
 import { CONFIG_VARIABLES, loadConfig } from '../src/core/config.ts';
 import { kmsSecretResolver } from '../src/core/encryptionKeys.ts';
-import { ConfigError } from '../src/core/errors.ts';
+import { configError } from './support/configError.ts';
 import { logger } from '../src/core/logger.ts';
 import { Secret } from '../src/core/secret.ts';
 
@@ -62,16 +62,6 @@ function withPartner(name: string, value: string): Record<string, string> {
   if (name === 'HTTP_PROXY_USERNAME') return { [name]: value, HTTP_PROXY_PASSWORD: 'partner-secret', HTTP_PROXY_HOST: 'proxy', HTTP_PROXY_PORT: '3128' };
   if (name === 'HTTP_PROXY_PASSWORD') return { [name]: value, HTTP_PROXY_USERNAME: 'partner', HTTP_PROXY_HOST: 'proxy', HTTP_PROXY_PORT: '3128' };
   return { [name]: value };
-}
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('config', () => {

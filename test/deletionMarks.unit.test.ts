@@ -28,16 +28,8 @@ describe('deletion mark document', () => {
 
   it('a damaged mark is a DeletionMarkError naming the mark and what is wrong', () => {
     const where = 's3://state/_bucket-storage/deletions/m1';
-    const notJson = (() => {
-      try {
-        parseMark('{"version":1', where);
-      } catch (err) {
-        return err;
-      }
-      return undefined;
-    })();
-    expect(notJson).toBeInstanceOf(DeletionMarkError);
-    expect(String(notJson)).toContain(`${where} is not JSON (`);
+    expect(() => parseMark('{"version":1', where)).toThrow(DeletionMarkError);
+    expect(() => parseMark('{"version":1', where)).toThrow(`${where} is not JSON (`);
     const good = JSON.parse(JSON.stringify(newMark([{ dataspace: 'logs', segmentId: 'seg-1' }], at('2026-11-25T04:00:00Z'), at('2026-11-28T04:00:00Z')))) as MarkDocument;
     expect(parseMark(JSON.stringify(good), where)).toEqual(good);
     expect(() => parseMark(JSON.stringify({ ...good, segments: [{ dataspace: 'logs', segmentId: '../x' }] }), where)).toThrow(new RegExp(`${where} is not a valid deletion mark: segments\\.0\\.segmentId `));
