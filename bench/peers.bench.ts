@@ -16,7 +16,8 @@
  * src/core/multipartUpload.ts (bench/support/libStorageUpload.ts), to compare the two writers in one run.
  * Environment (quick runs): BENCH_SIZES=16,256 (MiB), BENCH_SERVERS=s3rver|fauxqs, BENCH_CLIENTS=ours,aws,
  * BENCH_REPEAT=1, BENCH_OUT=dir, BENCH_CPU_PROF=dir (CPU profiles of our children), BENCH_OURS_ENV='{"S3_STORAGE_…":"…"}'
- * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir).
+ * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir), BENCH_NODE_IMPORT=module (preloaded
+ * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -347,7 +348,7 @@ export async function run(): Promise<void> {
         ...(libStorage !== undefined ? { uploadLibStorage: join(libStorage, 'upload/index.mjs') } : {}),
       },
       secret: SECRET,
-      nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      nodeFlags: [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env.BENCH_NODE_IMPORT ? [`--import=${process.env.BENCH_NODE_IMPORT}`] : [])],
       ourEnv: process.env.BENCH_OURS_ENV ? (JSON.parse(process.env.BENCH_OURS_ENV) as Record<string, string>) : {},
     };
     const makers: Record<ClientName, () => Promise<Client | string>> = {

@@ -31,7 +31,7 @@ export class ClientFailed extends Error {
   }
 }
 
-const BASE_ENV_NAMES = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYENV_ROOT', 'PYENV_VERSION'];
+const BASE_ENV_NAMES = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYENV_ROOT', 'PYENV_VERSION', 'BENCH_GC_MS', 'BENCH_WATCH_DIR'];
 
 /** PATH, HOME and a few harmless variables of this process, then `env`. */
 export function cleanEnv(env: Record<string, string>): Record<string, string> {
