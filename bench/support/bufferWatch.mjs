@@ -3,10 +3,12 @@
 // process.memoryUsage().arrayBuffers every 20 ms and, with BENCH_GC_MS set, forces a garbage collection at that
 // interval (what is left then is live, not garbage awaiting the collector). Writes bufferWatch-<pid>.txt into
 // BENCH_WATCH_DIR (default: the OS temp dir) when the child exits.
+import { Buffer } from 'node:buffer';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
+import { setInterval } from 'node:timers';
 import vm from 'node:vm';
 
 const large = new Map();
