@@ -203,7 +203,7 @@ describe("other prefixes' registries", () => {
   const stateListing = (keys: readonly string[]) => ({
     commonPrefixes: async () => [...new Set(keys.map((k) => k.slice(0, k.indexOf('_bucket-storage/') + '_bucket-storage/'.length)))],
     async *list(_ref: BucketRef, prefix: string) {
-      yield keys.filter((k) => k.startsWith(prefix)).map((key) => ({ key, size: 1 }));
+      yield keys.filter((k) => k.startsWith(prefix)).map((key) => ({ key, size: 1, etag: undefined, lastModified: undefined }));
     },
   });
 
