@@ -1,0 +1,82 @@
+/**
+ * Small pure parts of src/core, unit by unit: which hosts bypass a proxy, the deadline's last-resort answer,
+ * and the request counters behind the cleanup's and the functions' request statistics. Written for the
+ * survivors of the mutation run `s3core` (docs/MUTATION.md).
+ */
+import { describe, expect, it } from 'vitest';
+import { DEADLINE_MARGIN_MS, stopBeforeDeadline } from '../src/core/deadline.ts';
+import { bypassesProxy } from '../src/core/proxyAgent.ts';
+import { isThrottling, RequestStats, type Watchable } from '../src/core/requestStats.ts';
+
+describe('hosts that bypass the proxy', () => {
+  it('loopback names and addresses always do, look-alikes do not', () => {
+    for (const host of ['localhost', 'LOCALHOST', 'minio.localhost', '127.0.0.1', '127.10.20.30', '127.0.10.1', '127.0.0.10', '::1', '[::1]']) expect(bypassesProxy(host, 443, []), host).toBe(true);
+    for (const host of ['localhost.example.com', 'x127.0.0.1', '127.0.0.1.example.com', '128.0.0.1', '::2', 's3.amazonaws.com']) expect(bypassesProxy(host, 443, []), host).toBe(false);
+  });
+
+  it('NO_PROXY entries: a host, a domain and its subdomains, a port, an IPv6 address', () => {
+    expect(bypassesProxy('s3.internal', 443, ['.internal'])).toBe(true);
+    expect(bypassesProxy('internal', 443, ['.internal'])).toBe(true);
+    expect(bypassesProxy('s3.internal', 443, ['s3.internal:9000'])).toBe(false);
+    expect(bypassesProxy('s3.internal', 9000, ['s3.internal:9000'])).toBe(true);
+    expect(bypassesProxy('[fe80::1234:5678:abcd]', 443, ['fe80::1234:5678:abcd'])).toBe(true);
+    expect(bypassesProxy('anything', 443, ['*'])).toBe(true);
+  });
+});
+
+describe('the deadline', () => {
+  it('stops the handler 5 s before the deadline; unsettled 4 s later, middy answers with a TimeoutError', async () => {
+    expect(stopBeforeDeadline.timeoutEarlyInMillis).toBe(DEADLINE_MARGIN_MS);
+    const started = Date.now();
+    const answer = stopBeforeDeadline.timeoutEarlyResponse?.();
+    await expect(answer).rejects.toMatchObject({ name: 'TimeoutError', message: 'the handler did not stop within 4000 ms of its deadline signal' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3_900);
+  }, 10_000);
+});
+
+describe('request counters', () => {
+  it('throttling: 429, 503, or a throttling error name', () => {
+    const withStatus = (httpStatusCode: number) => Object.assign(new Error('x'), { $metadata: { httpStatusCode } });
+    expect(isThrottling(withStatus(429))).toBe(true);
+    expect(isThrottling(withStatus(503))).toBe(true);
+    expect(isThrottling(withStatus(500))).toBe(false);
+    expect(isThrottling(Object.assign(new Error('slow'), { name: 'SlowDown' }))).toBe(true);
+    expect(isThrottling(Object.assign(new Error('x'), { name: 'ThrottlingException' }))).toBe(true);
+    expect(isThrottling(Object.assign(new Error('x'), { name: 'NoSuchKey' }))).toBe(false);
+    expect(isThrottling({ name: 'SlowDown' })).toBe(false);
+  });
+
+  it('count operations, retries and their delay from the SDK metadata, and throttled attempts', async () => {
+    type Step = (next: (args: unknown) => Promise<{ output: unknown }>) => (args: unknown) => Promise<{ output: unknown }>;
+    const added: { middleware: Step; options: { step: string; name: string; priority: string } }[] = [];
+    const client = { middlewareStack: { add: (middleware: Step, options: { step: string; name: string; priority: string }) => added.push({ middleware, options }) } } as unknown as Watchable;
+    const stats = new RequestStats();
+    stats.watch(client);
+    expect(added.map((a) => a.options)).toEqual([
+      { step: 'initialize', name: 'bucketStorageRequestStats', priority: 'high' },
+      { step: 'deserialize', name: 'bucketStorageThrottleStats', priority: 'high' },
+    ]);
+    const [initialize, deserialize] = added.map((a) => a.middleware);
+    if (initialize === undefined || deserialize === undefined) throw new Error('two middlewares expected');
+    await initialize(async () => ({ output: { $metadata: { attempts: 3, totalRetryDelay: 250 } } }))({});
+    const failed = Object.assign(new Error('gone'), { $metadata: { attempts: 2, totalRetryDelay: 40 } });
+    await expect(
+      initialize(async () => {
+        throw failed;
+      })({}),
+    ).rejects.toBe(failed);
+    const throttled = Object.assign(new Error('slow'), { name: 'SlowDown' });
+    await expect(
+      deserialize(async () => {
+        throw throttled;
+      })({}),
+    ).rejects.toBe(throttled);
+    await expect(
+      deserialize(async () => {
+        throw new Error('not found');
+      })({}),
+    ).rejects.toThrow('not found');
+    expect(stats.take()).toEqual({ operations: 2, retries: 3, retryDelayMs: 290, throttles: 1 });
+    expect(stats.take()).toEqual({ operations: 0, retries: 0, retryDelayMs: 0, throttles: 0 });
+  });
+});
