@@ -1,9 +1,11 @@
 /**
- * Small pure parts of src/core, unit by unit: which hosts bypass a proxy, the deadline's last-resort answer,
- * and the request counters behind the cleanup's and the functions' request statistics. Written for the
+ * Small pure parts of src/core, unit by unit: which hosts bypass a proxy, how `{bucket}` endpoints move the
+ * bucket into the host name, the deadline's last-resort answer, and the request counters behind the cleanup's and the functions' request statistics. Written for the
  * survivors of the mutation run `s3core` (docs/MUTATION.md).
  */
+import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { addBucketHost, hasBucketPlaceholder, sdkEndpoint } from '../src/core/bucketEndpoint.ts';
 import { DEADLINE_MARGIN_MS, stopBeforeDeadline } from '../src/core/deadline.ts';
 import { bypassesProxy } from '../src/core/proxyAgent.ts';
 import { isThrottling, RequestStats, type Watchable } from '../src/core/requestStats.ts';
@@ -78,5 +80,36 @@ describe('request counters', () => {
     ).rejects.toThrow('not found');
     expect(stats.take()).toEqual({ operations: 2, retries: 3, retryDelayMs: 290, throttles: 1 });
     expect(stats.take()).toEqual({ operations: 0, retries: 0, retryDelayMs: 0, throttles: 0 });
+  });
+});
+
+describe('{bucket} endpoints', () => {
+  it('only an endpoint that holds {bucket} is a per-bucket-host template', () => {
+    expect(hasBucketPlaceholder(undefined)).toBe(false);
+    expect(hasBucketPlaceholder('https://objects.example.com')).toBe(false);
+    expect(hasBucketPlaceholder('https://{bucket}.objects.example.com')).toBe(true);
+  });
+
+  it("the request's bucket moves from the path into the host, before signing; other requests pass untouched", async () => {
+    type Args = { input: Record<string, unknown>; request: unknown };
+    type Step = (next: (args: Args) => Promise<Args>) => (args: Args) => Promise<Args>;
+    const added: { middleware: Step; options: object }[] = [];
+    addBucketHost({ middlewareStack: { add: (middleware: Step, options: object) => added.push({ middleware, options }) } } as unknown as S3Client);
+    expect(added.map((a) => a.options)).toEqual([{ step: 'build', name: 'bucketStorageBucketHost', priority: 'high' }]);
+    const middleware = added[0]?.middleware;
+    if (middleware === undefined) throw new Error('one middleware expected');
+    const host = new URL(sdkEndpoint('http://{bucket}.objects.test:9000')).hostname;
+    const send = async (input: Record<string, unknown>, request: unknown) => (await middleware(async (args) => args)({ input, request })).request;
+    const request = (path: string, port?: number) => ({ hostname: host, path, port, headers: {} as Record<string, string> });
+    expect(await send({ Bucket: 'logs-a' }, request('/logs-a/seg/1', 9000))).toEqual({ hostname: 'logs-a.objects.test', path: '/seg/1', port: 9000, headers: { host: 'logs-a.objects.test:9000' } });
+    expect(await send({ Bucket: 'logs-a' }, request('/logs-a'))).toEqual({ hostname: 'logs-a.objects.test', path: '/', port: undefined, headers: { host: 'logs-a.objects.test' } });
+    // A path that only starts with the bucket's name is another bucket's: left as it is.
+    expect(await send({ Bucket: 'logs-a' }, request('/logs-ab/seg'))).toMatchObject({ hostname: 'logs-a.objects.test', path: '/logs-ab/seg' });
+    expect(await send({}, request('/x'))).toEqual(request('/x'));
+    expect(await send({ Bucket: 7 }, request('/x'))).toEqual(request('/x'));
+    expect(await send({ Bucket: 'logs-a' }, { hostname: host, headers: {} })).toEqual({ hostname: host, headers: {} });
+    expect(await send({ Bucket: 'logs-a' }, { hostname: 5, path: '/logs-a', headers: {} })).toEqual({ hostname: 5, path: '/logs-a', headers: {} });
+    expect(await send({ Bucket: 'logs-a' }, { hostname: host, path: 5, headers: {} })).toEqual({ hostname: host, path: 5, headers: {} });
+    expect(await send({ Bucket: 'logs-a' }, { ...request('/logs-a/k'), hostname: 's3.example.com' })).toMatchObject({ hostname: 's3.example.com', path: '/logs-a/k' });
   });
 });
