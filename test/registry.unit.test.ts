@@ -168,6 +168,12 @@ describe('removing a bucket from the registry', () => {
     await expect(removeRegistryEntry(new RegistryDouble(), unset, { bucket: 'old' }, none)).rejects.toThrow('S3_STORAGE_STATE_BUCKET is not set: there is no registry to remove a bucket from');
   });
 
+  it('the current bucket is refused also when named with its region', async () => {
+    const store = new RegistryDouble(doc(entry('old'), entry('bucket-new')));
+    await expect(removeRegistryEntry(store, config(), { bucket: 'bucket-new', region: 'us-east-1' }, none)).rejects.toThrow('s3://bucket-new is the current bucket (S3_STORAGE_BUCKET): it is never removed');
+    expect(store.puts).toBe(0);
+  });
+
   it('the current bucket name in another region is another bucket: it may be removed', async () => {
     const store = new RegistryDouble(doc(entry('bucket-new', 'eu-west-1'), entry('bucket-new')));
     const { removed, registry } = await removeRegistryEntry(store, config(), { bucket: 'bucket-new', region: 'eu-west-1' }, none);
