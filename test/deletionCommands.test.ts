@@ -96,6 +96,12 @@ describe('pending deletions: status, undelete, delete --now', () => {
       damaged: [],
     });
 
+    // A segment no mark lists is refused as never pending, whatever other marks hold (not "no longer pending").
+    const unlisted = await cli(['undelete', '--dataspace', 'ds', '--segment', 'zz']);
+    expect(unlisted.code).toBe(1);
+    expect(unlisted.err).toMatch(/NoPendingDeletionError: no pending deletion of ds\/zz .*still in the deletions queue/);
+    expect(JSON.parse((await cli(['status', '--json'])).out).pendingDeletions.pending).toBe(3);
+
     const undone = await cli(['undelete', '--dataspace', 'ds', '--segment', 'c']);
     expect(undone.code).toBe(0);
     expect(JSON.parse(undone.out).cancelled).toHaveLength(2); // c was announced twice: both marks
