@@ -4,16 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { InvalidMessageError } from '../src/core/errors.ts';
 import { fetchInvocationSchema, parseJsonWith, parseWith, segmentAnnouncementSchema } from '../src/core/messages.ts';
 import { lambdaContext } from '../src/local/lambdaContext.ts';
+import { thrown } from './support/thrown.ts';
 
-function messageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidMessageError);
-    return (err as Error).message;
-  }
-  throw new Error('expected an InvalidMessageError');
-}
+const messageOf = (fn: () => unknown): string => thrown(fn, InvalidMessageError).message;
 
 const good = { version: 1, dataspace: 'd', segmentId: 's', source: 'file:///x' };
 

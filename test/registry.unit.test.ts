@@ -13,6 +13,7 @@ import { registryKey } from '../src/core/objectKeys.ts';
 import { findOtherRegistries, otherRegistries, reportOtherPrefixes } from '../src/core/otherPrefixes.ts';
 import { removeRegistryEntry, updateRegistry, withBucket } from '../src/core/registryWrites.ts';
 import type { BucketRef } from '../src/core/s3Store.ts';
+import { thrown } from './support/thrown.ts';
 
 const STATE: BucketRef = { bucket: 'state-bucket', region: 'us-east-1' };
 const config = (extra: Record<string, string> = {}): Config =>
@@ -71,19 +72,19 @@ describe('registries in memory', () => {
 
 describe('parsing a stored registry', () => {
   it('text that is not JSON is named as such, with the parser error as cause', () => {
-    const err = captured(() => parseRegistry('{"version": 1,', 'registry s3://state/key'));
+    const err = thrown(() => parseRegistry('{"version": 1,', 'registry s3://state/key'), RegistryError);
     expect(err.message).toMatch(/^registry s3:\/\/state\/key is not JSON \(.+\); it was damaged or edited by hand/);
     expect(err.cause).toBeInstanceOf(SyntaxError);
   });
 
   it('a field that is wrong is named by its path and what is wrong with it', () => {
-    const err = captured(() => parseRegistry(JSON.stringify(doc(entry('ok-bucket'), { ...entry('bad-bucket'), region: 'Not A Region' })), 'registry X'));
+    const err = thrown(() => parseRegistry(JSON.stringify(doc(entry('ok-bucket'), { ...entry('bad-bucket'), region: 'Not A Region' })), 'registry X'), RegistryError);
     expect(err.message).toContain('registry X is not a valid registry: buckets.1.region is not a region; restore it');
     expect(err.cause).toMatchObject({ issues: [expect.objectContaining({ path: ['buckets', 1, 'region'] })] });
   });
 
   it('a problem of the whole document is named as the document', () => {
-    const err = captured(() => parseRegistry(JSON.stringify(doc(entry('twice'), entry('twice'))), 'registry X'));
+    const err = thrown(() => parseRegistry(JSON.stringify(doc(entry('twice'), entry('twice'))), 'registry X'), RegistryError);
     expect(err.message).toContain('registry X is not a valid registry: (document) lists a bucket twice; restore it');
   });
 
@@ -252,12 +253,3 @@ describe("other prefixes' registries", () => {
   });
 });
 
-function captured(f: () => unknown): Error {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof RegistryError) return err;
-    throw err;
-  }
-  throw new Error('expected a RegistryError');
-}
