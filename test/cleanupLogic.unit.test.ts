@@ -9,15 +9,17 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type DeleteMessageBatchCommandInput, type Message, type ReceiveMessageCommandInput, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { applyDueMarks, applyMarks, type DueContext } from '../src/cleanup/applyDueMarks.ts';
+import { deleteEverywhere, KEYS_PER_REQUEST } from '../src/cleanup/deleteEverywhere.ts';
 import { deleteSegmentNow } from '../src/cleanup/deleteNow.ts';
 import { DeletionsQueue, type ReceivedDeletion } from '../src/cleanup/deletionsQueue.ts';
 import { MarkingBatch } from '../src/cleanup/markingBatch.ts';
+import { undeleteSegment } from '../src/cleanup/undelete.ts';
 import { runCleanupOnce, VISIBILITY_MARGIN_SECONDS, type CleanupRuntime } from '../src/cleanup/runCleanup.ts';
 import { logStorageSize, MemorySizeLogState, S3SizeLogState, sizeLogStateFor, type SizeLogDocument, type SizeLogRuntime } from '../src/cleanup/storageSizeLogger.ts';
 import { SingleBucketRegistry, type BucketRegistry } from '../src/core/bucketRegistry.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { DeletionMarks, encodeMark, identityId, MAX_SEGMENTS_PER_MARK, type MarkDocument } from '../src/core/deletionMarks/index.ts';
-import { StorageError } from '../src/core/errors.ts';
+import { NoPendingDeletionError, StorageError } from '../src/core/errors.ts';
 import { logger } from '../src/core/logger.ts';
 import { formatDeletionMarkKey, formatSegmentKey, storageSizeKey, type SegmentIdentity } from '../src/core/objectKeys.ts';
 import type { Runtime } from '../src/core/runtime.ts';
@@ -769,5 +771,46 @@ describe('bucket storage size logger', () => {
     const outcome = await logStorageSize(runtimeOf(store, [A]), state, { budgetMs, now: () => clock.t });
     expect(outcome).toEqual({ status: 'measuring', pending: [A.bucket] });
     expect((await state.read())?.doc.measuring?.buckets).toEqual([{ ...A, objects: 1, bytes: s3.body(A, keys[0] ?? '')?.length, complete: false, resumeAfter: keys[0] }]);
+  });
+});
+
+describe('deleting keys from every bucket', () => {
+  it(`sends at most ${KEYS_PER_REQUEST} keys a request to each bucket and counts every request`, async () => {
+    const w = world([A, B]);
+    const list = segs('many', 2 * KEYS_PER_REQUEST + KEYS_PER_REQUEST / 2);
+    w.seed(list);
+    const out = await deleteEverywhere(w.s3, [A, B], list.map(keyOf));
+    const sizes = [KEYS_PER_REQUEST, KEYS_PER_REQUEST, KEYS_PER_REQUEST / 2];
+    expect(w.s3.deleteSizes(A)).toEqual(sizes);
+    expect(w.s3.deleteSizes(B)).toEqual(sizes);
+    expect(out.requests).toBe(2 * sizes.length);
+    expect(out.deletedPerBucket).toEqual({ [A.bucket]: list.length, [B.bucket]: list.length });
+    expect(out.failedKeys.size).toBe(0);
+    expect(w.s3.keys(A)).toEqual([]);
+  });
+
+  it('a bucket that fails as a whole fails every key, named in a failure and logged with the bucket', async () => {
+    const w = world([A, B]);
+    const list = segs('denied', 3);
+    w.seed(list);
+    w.s3.bucketError = (ref) => (ref.bucket === B.bucket ? new Error('AccessDenied') : undefined);
+    const out = await deleteEverywhere(w.s3, [A, B], list.map(keyOf));
+    expect([...out.failedKeys].sort()).toEqual(list.map(keyOf).sort());
+    expect(out.failures).toEqual([`s3://${B.bucket}: AccessDenied`]);
+    expect(w.s3.keys(A)).toEqual([]);
+    expect(vi.mocked(logger.error).mock.calls).toEqual([['cleanup could not delete from a registered bucket; the deletion mark is kept for the next run', expect.objectContaining({ bucket: B.bucket })]]);
+  });
+});
+
+describe('undelete', () => {
+  it('a mark carried out between the read and the cancellation: "no longer pending", not success', async () => {
+    const w = world([A]);
+    const mark = await w.marks.create([seg('late')], new Date(T0), 72);
+    w.s3.beforePut = (ref, key) => {
+      if (key === mark.key) w.s3.remove(ref, key);
+    };
+    const undone = undeleteSegment({ deletions: w.marks }, seg('late'));
+    await expect(undone).rejects.toBeInstanceOf(NoPendingDeletionError);
+    await expect(undone).rejects.toThrow('is no longer pending: cleanup carried it out');
   });
 });
