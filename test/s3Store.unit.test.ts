@@ -5,9 +5,10 @@
  * search on). Written for the survivors of the mutation run `s3core` (docs/MUTATION.md).
  */
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { StorageError } from '../src/core/errors.ts';
-import { S3Store, type BucketRef } from '../src/core/s3Store.ts';
+import { StorageError, TruncatedError } from '../src/core/errors.ts';
+import { isConditionFailure, S3Store, storageError, type BucketRef } from '../src/core/s3Store.ts';
 
 const REF: BucketRef = { bucket: 'data-bucket', region: 'eu-west-1' };
 
@@ -112,5 +113,75 @@ describe('S3Store', () => {
     ]);
     expect(sent[0]?.input).toEqual({ Bucket: 'data-bucket', Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } });
     await expect(store.deleteBatch(REF, [...keys, 'one more'])).rejects.toThrow(RangeError);
+  });
+
+  it('a missing bucket is named as such (NoSuchBucket from any call, or a 404 on HeadBucket); other 404s keep S3\'s words', async () => {
+    const missing = 'the bucket does not exist: check S3_STORAGE_BUCKET/S3_STORAGE_REGION or the registry';
+    const head = scripted(s3Error('NotFound', 404));
+    await expect(head.store.headBucket(REF)).rejects.toThrow(`HeadBucket s3://data-bucket (eu-west-1) failed: NotFound 404: ${missing}`);
+    expect(head.sent).toEqual([{ command: 'HeadBucketCommand', input: { Bucket: 'data-bucket' } }]);
+    await expect(scripted({}).store.headBucket(REF)).resolves.toBeUndefined();
+    await expect(scripted(s3Error('NoSuchBucket', 404)).store.putSmall(REF, 'k', 'x')).rejects.toThrow(`PutObject s3://data-bucket/k (eu-west-1) failed: NoSuchBucket 404: ${missing}`);
+    await expect(scripted(s3Error('NoSuchKey', 404)).store.deleteObject(REF, 'k')).rejects.toThrow('DeleteObject s3://data-bucket/k (eu-west-1) failed: NoSuchKey 404: NoSuchKey message');
+    await expect(scripted(s3Error('NoSuchKey', 404)).store.get(REF, 'k')).rejects.toMatchObject({ operation: 'GetObject', key: 'k', httpStatus: 404 });
+    expect(storageError('GetObject', REF, 'k', 'not an Error').message).toBe('GetObject s3://data-bucket/k (eu-west-1) failed: Error: not an Error');
+  });
+
+  it('a lost conditional write is a 412 or a 409, nothing else', () => {
+    const withStatus = (httpStatus: number) => new StorageError('PutObject', 'b', 'k', 'm', { retryable: false, httpStatus });
+    expect([412, 409, 404, 403, 500].map((status) => isConditionFailure(withStatus(status)))).toEqual([true, true, false, false, false]);
+    expect(isConditionFailure(Object.assign(new Error('m'), { httpStatus: 412 }))).toBe(false);
+  });
+
+  it('every call names its operation and object when it fails', async () => {
+    const denied = () => scripted(s3Error('AccessDenied', 403)).store;
+    await expect(denied().putSmall(REF, 'k', 'x')).rejects.toMatchObject({ operation: 'PutObject', key: 'k' });
+    await expect(denied().deleteObject(REF, 'k')).rejects.toMatchObject({ operation: 'DeleteObject', key: 'k' });
+    await expect(denied().deleteBatch(REF, ['a'])).rejects.toMatchObject({ operation: 'DeleteObjects', key: undefined });
+    await expect(denied().deleteBatch(REF, Array.from({ length: 1001 }, (_, i) => `k${i}`))).rejects.toThrow('deleteBatch takes at most 1,000 keys');
+    await expect(denied().list(REF, 'p/').next()).rejects.toMatchObject({ operation: 'ListObjectsV2', key: 'p/' });
+    await expect(denied().list(REF, '').next()).rejects.toMatchObject({ operation: 'ListObjectsV2', key: undefined });
+    const deleted = scripted({});
+    await deleted.store.deleteObject(REF, 'k');
+    expect(deleted.sent).toEqual([{ command: 'DeleteObjectCommand', input: { Bucket: 'data-bucket', Key: 'k' } }]);
+  });
+
+  it('a failed upload is a StorageError of "Upload", unless the body failed: then the body\'s own error', async () => {
+    const options = { partSize: 5 * 1024 * 1024, queueSize: 1 };
+    await expect(scripted(s3Error('AccessDenied', 403)).store.put(REF, 'k', Readable.from([Buffer.from('abc')]), options)).rejects.toMatchObject({ operation: 'Upload', httpStatus: 403 });
+    const own = new TruncatedError('the source ended early');
+    const failing = new Readable({ read() { this.destroy(own); } });
+    await expect(scripted({}).store.put(REF, 'k', failing, options)).rejects.toBe(own);
+  });
+
+  describe('aborting incomplete uploads of a key', () => {
+    const CUT = new Date('2026-11-30T00:00:00Z');
+    const before = new Date(CUT.getTime() - 1);
+
+    it('aborts only those of exactly this key initiated before the cut-off; counts the live ones; an upload gone meanwhile is skipped', async () => {
+      const uploads = [
+        { Key: 'k', UploadId: 'old', Initiated: before },
+        { Key: 'k', UploadId: 'gone', Initiated: before },
+        { Key: 'k', UploadId: 'at-cut', Initiated: CUT },
+        { Key: 'k', UploadId: 'no-date' },
+        { Key: 'k-longer', UploadId: 'other-key', Initiated: before },
+        { Key: 'k', Initiated: before },
+      ];
+      const { store, sent } = scripted({ Uploads: uploads }, {}, s3Error('NoSuchUpload', 404));
+      expect(await store.abortIncompleteUploads(REF, 'k', CUT)).toEqual({ aborted: 1, live: 2 });
+      expect(sent).toEqual([
+        { command: 'ListMultipartUploadsCommand', input: { Bucket: 'data-bucket', Prefix: 'k' } },
+        { command: 'AbortMultipartUploadCommand', input: { Bucket: 'data-bucket', Key: 'k', UploadId: 'old' } },
+        { command: 'AbortMultipartUploadCommand', input: { Bucket: 'data-bucket', Key: 'k', UploadId: 'gone' } },
+      ]);
+    });
+
+    it('a server without the listing (400, 404, 405, 501) answers undefined; a missing bucket or a refusal is an error', async () => {
+      for (const status of [400, 404, 405, 501]) expect(await scripted(s3Error('NotImplemented', status)).store.abortIncompleteUploads(REF, 'k', CUT)).toBeUndefined();
+      await expect(scripted(s3Error('NoSuchBucket', 404)).store.abortIncompleteUploads(REF, 'k', CUT)).rejects.toMatchObject({ operation: 'ListMultipartUploads' });
+      await expect(scripted(s3Error('AccessDenied', 403)).store.abortIncompleteUploads(REF, 'k', CUT)).rejects.toMatchObject({ operation: 'ListMultipartUploads', httpStatus: 403 });
+      const refused = scripted({ Uploads: [{ Key: 'k', UploadId: 'old', Initiated: before }] }, s3Error('AccessDenied', 403));
+      await expect(refused.store.abortIncompleteUploads(REF, 'k', CUT)).rejects.toMatchObject({ operation: 'AbortMultipartUpload', key: 'k' });
+    });
   });
 });
