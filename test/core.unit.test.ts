@@ -7,6 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { addBucketHost, hasBucketPlaceholder, sdkEndpoint } from '../src/core/bucketEndpoint.ts';
 import { DEADLINE_MARGIN_MS, stopBeforeDeadline } from '../src/core/deadline.ts';
+import { errorFields, textLine } from '../src/core/logger.ts';
 import { bypassesProxy } from '../src/core/proxyAgent.ts';
 import { isThrottling, RequestStats, type Watchable } from '../src/core/requestStats.ts';
 
@@ -111,5 +112,19 @@ describe('{bucket} endpoints', () => {
     expect(await send({ Bucket: 'logs-a' }, { hostname: 5, path: '/logs-a', headers: {} })).toEqual({ hostname: 5, path: '/logs-a', headers: {} });
     expect(await send({ Bucket: 'logs-a' }, { hostname: host, path: 5, headers: {} })).toEqual({ hostname: host, path: 5, headers: {} });
     expect(await send({ Bucket: 'logs-a' }, { ...request('/logs-a/k'), hostname: 's3.example.com' })).toMatchObject({ hostname: 's3.example.com', path: '/logs-a/k' });
+  });
+});
+
+describe('log lines and error fields', () => {
+  const AT = new Date(2026, 10, 30, 5, 6, 7);
+
+  it('a text line: time, level (INFO when none), message (empty when none), then the fields that have a value', () => {
+    expect(textLine({ level: 'WARN', message: 'm', bucket: 'b', key: undefined, note: 'two words' }, AT)).toBe('05:06:07 WARN  m  bucket=b  note="two words"');
+    expect(textLine({ count: 3 }, AT)).toBe('05:06:07 INFO    count=3');
+  });
+
+  it('the fields of an error that is not ours: its name and message, or Error and the value', () => {
+    expect(errorFields(new RangeError('too big'))).toEqual({ errorName: 'RangeError', errorMessage: 'too big' });
+    expect(errorFields('a string')).toEqual({ errorName: 'Error', errorMessage: 'a string' });
   });
 });
