@@ -321,4 +321,17 @@ describe('readWholeObject, parts in order', () => {
     expect(later.map((c) => c.signal?.aborted)).toEqual(later.map(() => true));
     expect((later[0]?.signal?.reason as Error).message).toBe('restore stopped');
   }, 5000);
+
+  it('aborts the parts in flight at once when the consumer stops while a part is awaited, not once it arrives', async () => {
+    // Every part stalls until aborted: the reader is waiting for the first one when the consumer stops.
+    const { store, calls } = fakeStore((call) => pendingUntilAbort(call.signal));
+    const stream = readWholeObject(store, spanOf(50), { concurrency: 3, partSize: 10 });
+    stream.resume();
+    while (calls.length < 3) await tick(1);
+    stream.destroy();
+    await once(stream, 'close');
+    await tick(5);
+    expect(calls.map((c) => c.signal?.aborted)).toEqual([true, true, true]);
+    expect((calls[0]?.signal?.reason as Error).message).toBe('restore stopped');
+  }, 5000);
 });

@@ -32,7 +32,17 @@ export function readWholeObject(store: GetStore, span: ObjectSpan, options: Read
   if (options.concurrency <= 1 || span.size <= options.partSize) {
     return lazyGet(store, span, undefined, options.signal);
   }
-  return Readable.from(partsInOrder(store, span, options), { objectMode: false, highWaterMark: 1 });
+  const parts = new AbortController();
+  const stream = Readable.from(partsInOrder(store, span, options, parts), { objectMode: false, highWaterMark: 1 });
+  // Destroyed before its end (an error downstream, a failed part): stop the parts in flight at once. Readable.from
+  // ends the generator (its `finally` aborts them too) only after the part it awaits settles, and a stalled GET
+  // can take until its timeout.
+  const destroyGenerator = stream._destroy.bind(stream);
+  stream._destroy = (err, done) => {
+    if (!stream.readableEnded) parts.abort(new Error('restore stopped'));
+    destroyGenerator(err, done);
+  };
+  return stream;
 }
 
 /** Exactly one ranged GET of the inclusive byte span start..end. */
@@ -175,8 +185,7 @@ async function fetchPartOnce(store: GetStore, span: ObjectSpan, start: number, e
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length);
 }
 
-async function* partsInOrder(store: GetStore, span: ObjectSpan, options: ReadOptions): AsyncGenerator<Buffer> {
-  const controller = new AbortController();
+async function* partsInOrder(store: GetStore, span: ObjectSpan, options: ReadOptions, controller: AbortController): AsyncGenerator<Buffer> {
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const inFlight: Promise<Buffer>[] = [];
