@@ -21,22 +21,13 @@ import { locateSegment, type LocatedSegment } from '../src/fetch/locate.ts';
 import { restoreAndCheck } from '../src/fetch/restoreAndCheck.ts';
 import { restoreMetrics } from '../src/fetch/restoreMetrics.ts';
 import { removeAbandonedTemporaries, temporaryName } from '../src/fetch/restoreTemporaries.ts';
+import { capturedOutput } from './support/capturedOutput.ts';
 
 vi.mock('../src/fetch/fetchSegment.ts', async (importOriginal) => ({ ...(await importOriginal<typeof import('../src/fetch/fetchSegment.ts')>()), fetchSegment: vi.fn() }));
 
-/** Everything written to stdout and stderr (EMF lines, log lines) while `run` runs. */
+/** The non-empty lines written to stdout and stderr (EMF lines, log lines) while `run` runs. */
 async function stdoutOf(run: () => unknown): Promise<string[]> {
-  const chunks: string[] = [];
-  const capture = (chunk: string | Uint8Array) => (chunks.push(String(chunk)), true);
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-  try {
-    await run();
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return chunks.join('').split('\n').filter((l) => l.trim() !== '');
+  return (await capturedOutput(run)).split('\n').filter((l) => l.trim() !== '');
 }
 const emf = (lines: string[]) => lines.filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Record<string, unknown>);
 

@@ -12,13 +12,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FetchInvocation } from '../src/core/messages.ts';
 import { getRuntime, resetRuntime } from '../src/core/runtime.ts';
 import { startLocalServers, type LocalServers, type QueuePair } from '../src/local/embeddedServers.ts';
 import { lambdaContext } from '../src/local/lambdaContext.ts';
 import { scheduledEvent, sqsRecord } from '../src/local/lambdaEvents.ts';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.ts';
+import { capturedOutput } from './support/capturedOutput.ts';
 import { patternStream } from './support/sourceData.ts';
 
 const BUCKET = 'metrics-test';
@@ -36,19 +37,10 @@ interface Emf {
 
 /** Runs `invoke` and returns the EMF lines written meanwhile (Powertools Metrics writes them to stdout). */
 async function emfOf(invoke: () => Promise<unknown>): Promise<Emf[]> {
-  const chunks: string[] = [];
-  const capture = (chunk: string | Uint8Array) => (chunks.push(String(chunk)), true);
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-  try {
-    await invoke();
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const output = await capturedOutput(invoke);
   // Powertools warns on the console when a dimension is added twice: none of ours may.
-  expect(chunks.join('')).not.toContain('has already been added');
-  return chunks.join('').split('\n').filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Emf);
+  expect(output).not.toContain('has already been added');
+  return output.split('\n').filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Emf);
 }
 
 /** The line whose dimensions are exactly `dims` (and the `service` default); its metric units by name. */

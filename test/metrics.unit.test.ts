@@ -4,9 +4,10 @@
  * an announcement only from a real SentTimestamp. Written for the survivors of the mutation run `s3core2`
  * (docs/MUTATION.md); test/metrics.test.ts reads the same lines from whole invocations.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ageOf, recordRestore, recordUpload, recordUploadFailure } from '../src/core/metrics.ts';
 import { TruncatedError } from '../src/core/errors.ts';
+import { capturedOutput } from './support/capturedOutput.ts';
 
 interface Emf {
   readonly _aws: { readonly CloudWatchMetrics: readonly { readonly Dimensions: readonly string[][]; readonly Metrics: readonly { Name: string }[] }[] };
@@ -14,15 +15,8 @@ interface Emf {
 }
 
 /** The EMF lines `record` writes (Powertools Metrics writes them to stdout). */
-function emfOf(record: () => void): Emf[] {
-  const chunks: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (chunks.push(String(chunk)), true));
-  try {
-    record();
-  } finally {
-    out.mockRestore();
-  }
-  return chunks.join('').split('\n').filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Emf);
+async function emfOf(record: () => void): Promise<Emf[]> {
+  return (await capturedOutput(record)).split('\n').filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as Emf);
 }
 
 const only = (lines: Emf[]): Emf => {
@@ -32,23 +26,23 @@ const only = (lines: Emf[]): Emf => {
 const names = (line: Emf) => line._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name).sort();
 
 describe('metrics', () => {
-  it('an upload: one dimension set; throughput in MiB/s for an upload, none for a segment already stored', () => {
+  it('an upload: one dimension set; throughput in MiB/s for an upload, none for a segment already stored', async () => {
     const MiB = 1024 * 1024;
-    const uploaded = only(emfOf(() => recordUpload({ outcome: 'uploaded', bytes: 8 * MiB, seconds: 2, announcementAge: 3 })));
+    const uploaded = only(await emfOf(() => recordUpload({ outcome: 'uploaded', bytes: 8 * MiB, seconds: 2, announcementAge: 3 })));
     expect(uploaded._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['service', 'function', 'outcome']]);
     expect(uploaded).toMatchObject({ UploadThroughput: 4, AnnouncementAge: 3, SegmentBytes: 8 * MiB });
-    const stored = only(emfOf(() => recordUpload({ outcome: 'already-stored', bytes: MiB, seconds: 1, announcementAge: undefined })));
+    const stored = only(await emfOf(() => recordUpload({ outcome: 'already-stored', bytes: MiB, seconds: 1, announcementAge: undefined })));
     expect(names(stored)).toEqual(['SegmentBytes', 'Segments', 'UploadSeconds']);
   });
 
-  it('a failure adds a second dimension set with its detail', () => {
-    const failed = only(emfOf(() => recordUploadFailure(new TruncatedError('short'))));
+  it('a failure adds a second dimension set with its detail', async () => {
+    const failed = only(await emfOf(() => recordUploadFailure(new TruncatedError('short'))));
     expect(failed._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['service', 'function', 'outcome'], ['service', 'function', 'outcome', 'errorCode']]);
     expect(failed).toMatchObject({ errorCode: 'TRUNCATED', outcome: 'failed' });
   });
 
-  it('a restore that took no measurable time has a throughput of 0, not Infinity', () => {
-    expect(only(emfOf(() => recordRestore({ read: 'whole', bytes: 10, seconds: 0 })))).toMatchObject({ RestoreThroughput: 0 });
+  it('a restore that took no measurable time has a throughput of 0, not Infinity', async () => {
+    expect(only(await emfOf(() => recordRestore({ read: 'whole', bytes: 10, seconds: 0 })))).toMatchObject({ RestoreThroughput: 0 });
   });
 
   it('the age of an announcement: from a SentTimestamp in ms, never negative; none without a number', () => {
