@@ -3,8 +3,9 @@
  *
  * For each server (s3rver on disk, fauxqs in memory; each in its own process) and each segment size
  * (16 MiB, 256 MiB, 1 GiB, 4 GiB), every client uploads the same random file and restores it to a file:
- *   ours      dist/upload and dist/fetch bundles (scripts/build.mjs) in a fresh node, handler invoked with an
- *             SQS event / a fetch invocation, encryption on (format v1);
+ *   ours      dist/upload and dist/fetch bundles (scripts/build.mjs) in a fresh node started through the
+ *             functions' exec wrapper (functions/lambda-node.sh, as Lambda starts them), handler invoked with
+ *             an SQS event / a fetch invocation, encryption on (format v1);
  *   aws       `aws s3 cp` (plain, its defaults);   rclone  `rclone copy` through a crypt remote (encrypted);
  *   curl      one sigv4 PUT and GET of the file: the server's own ceiling.
  * Each client is a process under /usr/bin/time: wall MiB/s, CPU seconds per GiB (user+sys, children
@@ -17,7 +18,8 @@
  * Environment (quick runs): BENCH_SIZES=16,256 (MiB), BENCH_SERVERS=s3rver|fauxqs, BENCH_CLIENTS=ours,aws,
  * BENCH_REPEAT=1, BENCH_OUT=dir, BENCH_CPU_PROF=dir (CPU profiles of our children), BENCH_OURS_ENV='{"S3_STORAGE_…":"…"}'
  * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir), BENCH_NODE_IMPORT=module (preloaded
- * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes).
+ * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes), BENCH_NO_WRAPPER=1 (our
+ * children in plain node, without the exec wrapper's flags).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -348,6 +350,7 @@ export async function run(): Promise<void> {
         ...(libStorage !== undefined ? { uploadLibStorage: join(libStorage, 'upload/index.mjs') } : {}),
       },
       secret: SECRET,
+      launcher: process.env.BENCH_NO_WRAPPER === '1' ? [process.execPath] : [join(REPO, 'functions/lambda-node.sh'), process.execPath],
       nodeFlags: [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env.BENCH_NODE_IMPORT ? [`--import=${process.env.BENCH_NODE_IMPORT}`] : [])],
       ourEnv: process.env.BENCH_OURS_ENV ? (JSON.parse(process.env.BENCH_OURS_ENV) as Record<string, string>) : {},
     };
@@ -405,7 +408,7 @@ export async function run(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,

@@ -54,6 +54,8 @@ let lambda: LambdaClient;
 let iam: IAMClient;
 let sseKey: string;
 const physical = new Map<string, string>();
+/** The node flags each deployed function's process started with (through its exec wrapper). */
+const nodeFlags = new Map<string, string[]>();
 const credentials = { accessKeyId: 'operator', secretAccessKey: 'operator' };
 
 async function waitFor(status: string): Promise<Stack> {
@@ -97,7 +99,8 @@ async function invoke(fn: 'upload' | 'fetch' | 'cleanup', event: unknown): Promi
       memoryLimitInMB: '${config.MemorySize}', awsRequestId: 'rehearsal', logGroupName: '/aws/lambda/${config.FunctionName}', logStreamName: 'rehearsal',
       callbackWaitsForEmptyEventLoop: true, getRemainingTimeInMillis: () => deadline - Date.now() };
     const result = await handler(JSON.parse(process.env.REHEARSAL_EVENT), context);
-    (await import('node:fs')).writeFileSync(${JSON.stringify(answer)}, JSON.stringify(result ?? null));`;
+    (await import('node:fs')).writeFileSync(${JSON.stringify(answer)}, JSON.stringify(result ?? null));
+    (await import('node:fs')).writeFileSync(${JSON.stringify(`${answer}.execArgv`)}, JSON.stringify(process.execArgv));`;
   const env = {
     // Exactly the created function's environment …
     ...config.Environment?.Variables,
@@ -113,7 +116,11 @@ async function invoke(fn: 'upload' | 'fetch' | 'cleanup', event: unknown): Promi
     AWS_ENDPOINT_URL: moto.endpoint,
     REHEARSAL_EVENT: JSON.stringify(event),
   };
-  await run(process.execPath, ['--input-type=module', '-e', runner], { env, cwd: code, timeout: 120_000 });
+  // Lambda starts the runtime's node through the function's exec wrapper, from the unzipped code (/var/task).
+  const wrapper = config.Environment?.Variables?.AWS_LAMBDA_EXEC_WRAPPER;
+  if (wrapper === undefined) throw new Error(`${fn} has no AWS_LAMBDA_EXEC_WRAPPER: its node would start without --single-threaded-gc`);
+  await run(wrapper.replace(/^\/var\/task\//, `${code}/`), [process.execPath, '--input-type=module', '-e', runner], { env, cwd: code, timeout: 120_000 });
+  nodeFlags.set(fn, JSON.parse(await readFile(`${answer}.execArgv`, 'utf8')) as string[]);
   return JSON.parse(await readFile(answer, 'utf8'));
 }
 
@@ -264,6 +271,8 @@ describe('deploy rehearsal on moto_server', () => {
     await admin.sqs.send(new SendMessageCommand({ QueueUrl: physical.get('DeletionsQueue'), MessageBody: JSON.stringify({ version: 1, dataspace: 'rehearsal', segmentId: 'seg-1' }) }));
     expect(await invoke('cleanup', { version: '0', id: 'rehearsal', 'detail-type': 'Scheduled Event', source: 'aws.events', account: MOTO_ACCOUNT, time: new Date().toISOString(), region: REGION, resources: [], detail: {} })).toMatchObject({ received: 1, completed: 1, left: 0 });
     await expect(admin.s3().send(new HeadObjectCommand({ Bucket: DATA_BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    // Each ran in the node its zip's exec wrapper started (functions/lambda-node.sh).
+    for (const fn of ['upload', 'fetch', 'cleanup']) expect(nodeFlags.get(fn)).toContain('--single-threaded-gc');
   });
 
   it('the README\'s aws commands run as written: attach the nodes\' policy, find a key ARN by alias, encrypt the secret, the bucket lifecycle rule', async () => {

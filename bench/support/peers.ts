@@ -67,6 +67,8 @@ export interface ClientSetup {
   readonly bundles: { readonly upload: string; readonly fetch: string; readonly invoker: string; readonly uploadLibStorage?: string };
   /** Encryption secret of our functions. */
   readonly secret: string;
+  /** How our children's node starts: the functions' exec wrapper and node (as Lambda starts them), or node alone. */
+  readonly launcher: readonly [string, ...string[]];
   /** Extra node flags for our children (e.g. --cpu-prof). */
   readonly nodeFlags: readonly string[];
   /** Extra configuration of our functions (tuning runs), S3_STORAGE_* variables. */
@@ -212,7 +214,8 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
   if (uploadBundle === undefined) throw new Error(`${name}: no upload bundle was built`);
   const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown): Promise<Transfer> => {
     const bundle = kind === 'upload' ? uploadBundle : setup.bundles.fetch;
-    const measured = await measure(process.execPath, [...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event)], cleanEnv(ourEnv(setup, server)), setup.scratch);
+    const [command, ...launch] = setup.launcher;
+    const measured = await measure(command, [...launch, ...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event)], cleanEnv(ourEnv(setup, server)), setup.scratch);
     const last = measured.stdout.trim().split('\n').pop() ?? '';
     const parsed = JSON.parse(last) as { bench?: ChildReport };
     if (parsed.bench === undefined) throw new Error(`our ${kind} child printed no report: ${last.slice(0, 300)}`);

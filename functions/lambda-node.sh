@@ -1,0 +1,11 @@
+#!/bin/sh
+# The functions' exec wrapper (AWS_LAMBDA_EXEC_WRAPPER in serverless.yml): Lambda runs it with the runtime's
+# own start command ("$1" is node, then node's arguments and the runtime's script) and it starts that node with
+# the V8 flag below, which NODE_OPTIONS refuses.
+#   --single-threaded-gc: no background GC threads. Every segment byte passes through fresh Buffers (the HTTP
+#   parser's copies, the cipher's outputs), which start a full collection every few tens of MiB; run in
+#   background threads, those collections cost about 1.5 s of CPU per GiB more than run on the main thread,
+#   and a function at the default memory size has one vCPU for all of them (docs/DEVELOPMENT.md, "GC").
+node="$1"
+shift
+exec "$node" --single-threaded-gc "$@"
