@@ -48,7 +48,7 @@ const CLIENTS = list('BENCH_CLIENTS', 'ours,aws,rclone,curl') as ClientName[];
 /** Run order within a repetition: aws stores the plain copy that curl's GET reads where its PUT is refused. */
 const RUN_ORDER: readonly ClientName[] = ['aws', 'curl', 'rclone', 'ours', 'ours-lib-storage'];
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
-const FULL = FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV;
+const FULL = FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV && process.env.BENCH_NO_WRAPPER !== '1';
 
 type Direction = 'upload' | 'restore';
 
