@@ -1,12 +1,13 @@
 /**
- * encrypt and decrypt when stdin is a regular file: the bytes are read in large blocks into buffers reused
- * throughout and written to stdout in 4 MiB blocks, with no stream in between (a file read through
- * process.stdin comes in 64 KiB chunks, each a fresh buffer). The format and the checks are the codec's own
- * (SealedBytes, Decryptor): only the plumbing differs from the stream path, which pipes and terminals take.
+ * encrypt and decrypt when stdin is a regular file: the file is read chunk by chunk, several chunks are sealed
+ * or opened at once on libuv's thread pool (so on as many cores), and the output goes to stdout in 4 MiB
+ * blocks, with no stream in between (a file read through process.stdin comes in 64 KiB chunks, each a fresh
+ * buffer). The format and the checks are the codec's own (sealInParallel, openInParallel): only the plumbing
+ * differs from the stream path, which pipes and terminals take.
  */
 import { fstatSync } from 'node:fs';
 import { CheckedBytes, fdBytes } from '../core/byteSource.ts';
-import { Decryptor, SealedBytes, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
+import { openInParallel, sealInParallel, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
 
 const BLOCK = 4 * 1024 * 1024;
 
@@ -81,43 +82,28 @@ class BlockWriter {
   }
 }
 
-/** Seals the file on `fd` (`size` bytes from its current position) to `out`. */
+/** Chunks sealed or opened at once: libuv's thread pool has 4 threads by default. */
+const CHUNKS_IN_FLIGHT = 4;
+
+/** Seals the file on `fd` (`size` bytes from its current position) to `out`, chunks sealed on several cores. */
 export async function sealFile(fd: number, size: number, options: Omit<SealOptions, 'plaintext' | 'plaintextSize'>, out: NodeJS.WritableStream): Promise<void> {
   const plaintext = new CheckedBytes(fdBytes(fd), { size, digest: false, what: 'stdin' });
-  const sealed = new SealedBytes({ ...options, plaintext, plaintextSize: size });
-  const writer = new BlockWriter(out);
-  try {
-    for (;;) {
-      const block = await writer.block();
-      const n = await sealed.read(block);
-      if (n > 0) writer.send(block, n);
-      if (n < block.length) break;
-    }
-    await writer.end();
-  } finally {
-    await writer.settle();
-  }
+  await writeAll(sealInParallel({ ...options, plaintext, plaintextSize: size }, CHUNKS_IN_FLIGHT), out);
 }
 
-/** Opens the file on `fd` (format v1, length from its end) to `out`; only verified chunks are written. */
+/** Opens the file on `fd` (format v1, length from its end) to `out`, chunks opened on several cores; only verified chunks are written. */
 export async function openFile(fd: number, options: DecryptOptions, out: NodeJS.WritableStream): Promise<void> {
-  const source = fdBytes(fd);
-  const decryptor = new Decryptor(options);
+  await writeAll(openInParallel(fdBytes(fd), options, CHUNKS_IN_FLIGHT), out);
+}
+
+/** Writes every buffer of `pieces` to `out` in 4 MiB blocks; a failure is reported once no write is under way
+ *  (decrypt then cuts its output file back). */
+async function writeAll(pieces: AsyncIterable<Buffer>, out: NodeJS.WritableStream): Promise<void> {
   const writer = new BlockWriter(out);
-  const input = Buffer.allocUnsafe(BLOCK);
-  const plain: Buffer[] = [];
   try {
-    for (;;) {
-      const n = await source.read(input);
-      if (n > 0) decryptor.update(input.subarray(0, n), plain);
-      if (n < input.length) decryptor.final(plain);
-      for (const piece of plain) await writer.copy(piece);
-      plain.length = 0;
-      if (n < input.length) break;
-    }
+    for await (const piece of pieces) await writer.copy(piece);
     await writer.end();
   } finally {
-    // A failure is reported once no write is under way (decrypt then cuts its output file back).
     await writer.settle();
   }
 }

@@ -201,22 +201,9 @@ export class UnsizedChunkReader extends ChunkReader {
   }
 
   override finish(out: Buffer[]): void {
-    const chunk = this.#current;
-    const index = this.nextChunk;
-    this.#checkFinalChunkBegun(chunk?.received ?? 0);
-    const sealed = chunk?.stored() ?? Buffer.alloc(0);
-    const plain = this.cipher.open(index, true, sealed);
-    if (plain !== undefined) {
-      this.#finalOpened = true;
-      this.release([plain], out);
-      return;
-    }
-    if (sealed.length === this.chunkSize + TAG_SIZE && this.cipher.open(index, false, sealed) !== undefined) {
-      // A full chunk that verifies only as a middle chunk: the object was cut at a chunk boundary. Its bytes
-      // are authentic, but the stream fails here all the same.
-      throw new TruncatedError(`object ends at a chunk boundary after chunk ${index} without its final chunk: it was truncated`, { chunkIndex: index + 1 });
-    }
-    throw new AuthenticationError(index);
+    const plain = openFinalChunk(this.cipher, this.nextChunk, this.#current?.stored() ?? Buffer.alloc(0), this.chunkSize);
+    this.#finalOpened = true;
+    this.release([plain], out);
   }
 
   /** A chunk, deciphered as a middle chunk until the stream says otherwise. */
@@ -224,16 +211,28 @@ export class UnsizedChunkReader extends ChunkReader {
     this.#stored ??= Buffer.allocUnsafe(this.chunkSize + TAG_SIZE);
     return new OpeningChunk(this.cipher, this.nextChunk, false, this.chunkSize + TAG_SIZE, this.#stored);
   }
+}
 
-  /** TruncatedError unless the bytes left can be a final chunk (a tag, and one byte unless it is the only chunk). */
-  #checkFinalChunkBegun(held: number): void {
-    const index = this.nextChunk;
-    if (held === 0) {
-      const where = index === 0 ? 'object holds a header but no chunk' : `object ends at a chunk boundary after chunk ${index - 1} without its final chunk`;
-      throw new TruncatedError(`${where}: it was truncated`, { chunkIndex: index });
-    }
-    if (held < TAG_SIZE + (index === 0 ? 0 : 1)) {
-      throw new TruncatedError(`object ends inside chunk ${index} (${held} bytes, shorter than a tag): it was truncated`, { chunkIndex: index });
-    }
+/**
+ * The plaintext of chunk `index` of an object whose size was unknown, `sealed` being every stored byte after
+ * chunk index - 1: it must verify as the last chunk. TruncatedError when it cannot be a final chunk (nothing,
+ * or less than a tag and a byte) or when it is a full chunk that verifies only as a middle one (the object was
+ * cut at a chunk boundary); AuthenticationError otherwise.
+ */
+export function openFinalChunk(cipher: ChunkCipher, index: number, sealed: Buffer, chunkSize: number): Buffer {
+  if (sealed.length === 0) {
+    const where = index === 0 ? 'object holds a header but no chunk' : `object ends at a chunk boundary after chunk ${index - 1} without its final chunk`;
+    throw new TruncatedError(`${where}: it was truncated`, { chunkIndex: index });
   }
+  if (sealed.length < TAG_SIZE + (index === 0 ? 0 : 1)) {
+    throw new TruncatedError(`object ends inside chunk ${index} (${sealed.length} bytes, shorter than a tag): it was truncated`, { chunkIndex: index });
+  }
+  const plain = cipher.open(index, true, sealed);
+  if (plain !== undefined) return plain;
+  if (sealed.length === chunkSize + TAG_SIZE && cipher.open(index, false, sealed) !== undefined) {
+    // A full chunk that verifies only as a middle chunk: the object was cut at a chunk boundary. Its bytes
+    // are authentic, but the stream fails here all the same.
+    throw new TruncatedError(`object ends at a chunk boundary after chunk ${index} without its final chunk: it was truncated`, { chunkIndex: index + 1 });
+  }
+  throw new AuthenticationError(index);
 }

@@ -8,11 +8,12 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { AuthenticationError, InvalidRangeError, MalformedHeaderError } from '../errors.ts';
+import type { ByteSource } from '../byteSource.ts';
 import type { KeyRing } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ByteQueue } from './byteQueue.ts';
-import { ChunkCipher } from './chunkCipher.ts';
-import { SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
+import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
+import { openFinalChunk, SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
 import { HEADER_SIZE, parseHeader, type Header } from './header.ts';
 import type { RangePlan } from './layout.ts';
 
@@ -92,7 +93,7 @@ export class Decryptor {
   #readHeader(ended: boolean): State {
     const raw = this.#options.header ?? (this.#stored.length >= HEADER_SIZE ? this.#stored.take(HEADER_SIZE) : undefined);
     if (raw === undefined) {
-      if (ended) throw new MalformedHeaderError(`stream ended after ${this.#stored.length} bytes, before the ${HEADER_SIZE}-byte header`);
+      if (ended) throw headerCutShort(this.#stored.length);
       return { name: 'awaitingHeader' };
     }
     const header = parseHeader(raw);
@@ -131,6 +132,54 @@ export class DecryptStream extends Transform {
   override _flush(done: TransformCallback): void {
     settle(done, (out) => this.#decryptor.final(out), this);
   }
+}
+
+/**
+ * The plaintext of a whole stored object (format v1, size unknown: the last chunk is the one `source` ends
+ * with), as verified chunks in order, with up to `inFlight` chunks opening at once on libuv's thread pool
+ * (ChunkCipher.openOffThread): the Decryptor's checks and errors, for the CLI's decrypt of a file, where the
+ * cores rather than the memory are the limit. A chunk is yielded only after it and every chunk before it
+ * verified. Memory: about `inFlight` + 2 sealed chunks.
+ */
+export async function* openInParallel(source: ByteSource, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, inFlight: number): AsyncGenerator<Buffer> {
+  const raw = Buffer.allocUnsafe(HEADER_SIZE);
+  const got = await source.read(raw);
+  if (got < HEADER_SIZE) throw headerCutShort(got);
+  const header = parseHeader(raw);
+  const cipher = new ChunkCipher(options.keyRing.find(header.keyId).master, header, options.identity);
+  const chunkSize = 2 ** header.chunkLog2;
+  const pending: { readonly index: number; readonly opening: Promise<Buffer | undefined> }[] = [];
+  const opened = async (): Promise<Buffer> => {
+    const { index, opening } = pending.shift() ?? { index: -1, opening: Promise.reject(new Error('no chunk pending')) };
+    const plain = await opening;
+    if (plain === undefined) throw new AuthenticationError(index);
+    return plain;
+  };
+  try {
+    let held = Buffer.allocUnsafe(chunkSize + TAG_SIZE);
+    let heldBytes = await source.read(held);
+    let index = 0;
+    while (heldBytes === held.length) {
+      const next = Buffer.allocUnsafe(chunkSize + TAG_SIZE);
+      const n = await source.read(next);
+      if (n === 0) break; // the full chunk held is the final one
+      // A byte beyond a full chunk: it was a middle chunk.
+      const opening = cipher.openOffThread(index, false, held);
+      opening.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
+      pending.push({ index: index++, opening });
+      if (pending.length === inFlight) yield await opened();
+      [held, heldBytes] = [next, n];
+    }
+    while (pending.length > 0) yield await opened();
+    yield openFinalChunk(cipher, index, held.subarray(0, heldBytes), chunkSize);
+  } finally {
+    await Promise.allSettled(pending.map((p) => p.opening));
+  }
+}
+
+/** The error of a stored object that ends before its header does. */
+function headerCutShort(bytes: number): MalformedHeaderError {
+  return new MalformedHeaderError(`stream ended after ${bytes} bytes, before the ${HEADER_SIZE}-byte header`);
 }
 
 /** A Transform from format v1 to plaintext (see DecryptStream). */

@@ -1,0 +1,151 @@
+/**
+ * The CLI's file codec seals and opens chunks on the thread pool (sealInParallel, openInParallel). These tests
+ * hold it to the sequential codec: the same stored bytes as SealedBytes for every size and number of chunks in
+ * flight, and, for any stored object whole, cut short or with a byte changed, the same plaintext released and
+ * the same error (class and message) as the Decryptor.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ByteSource } from '../src/core/byteSource.ts';
+import { TruncatedError } from '../src/core/errors.ts';
+import { KeyRing } from '../src/core/keyRing.ts';
+import { Secret } from '../src/core/secret.ts';
+import { Decryptor, HEADER_SIZE, openInParallel, SealedBytes, sealInParallel, TAG_SIZE } from '../src/core/format/index.ts';
+
+const ID = { dataspace: 'logs', segmentId: 'parallel' };
+const LOG2 = 16;
+const CHUNK = 2 ** LOG2;
+const SALT = Buffer.alloc(32, 7);
+const ringP = KeyRing.fromSecrets(new Secret('parallel-codec-secret'), [], async (s) => s.reveal());
+
+/** A ByteSource over `bytes`, handing out at most `step` bytes per read when given (short reads before the end). */
+function bytesSource(bytes: Buffer): ByteSource {
+  let at = 0;
+  return {
+    async read(target) {
+      const n = bytes.copy(target, 0, at);
+      at += n;
+      return n;
+    },
+  };
+}
+
+async function collect(pieces: AsyncIterable<Buffer>): Promise<{ bytes: Buffer; error?: Error }> {
+  const out: Buffer[] = [];
+  try {
+    for await (const piece of pieces) out.push(piece);
+  } catch (err) {
+    return { bytes: Buffer.concat(out), error: err as Error };
+  }
+  return { bytes: Buffer.concat(out) };
+}
+
+async function sealSequential(plain: Buffer): Promise<Buffer> {
+  const r = await ringP;
+  const sealed = new SealedBytes({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, plaintext: bytesSource(plain), plaintextSize: plain.length });
+  const out = Buffer.alloc(sealed.storedSize + 1);
+  const n = await sealed.read(out);
+  return out.subarray(0, n);
+}
+
+async function sealParallel(plain: Buffer, inFlight: number, plaintextSize = plain.length): Promise<{ bytes: Buffer; error?: Error }> {
+  const r = await ringP;
+  return collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, plaintext: bytesSource(plain), plaintextSize }, inFlight));
+}
+
+/** What the sequential reader releases from `stored` (its update then final), and how it fails. */
+async function openSequential(stored: Buffer): Promise<{ bytes: Buffer; error?: Error }> {
+  const decryptor = new Decryptor({ keyRing: await ringP, identity: ID });
+  const out: Buffer[] = [];
+  try {
+    decryptor.update(stored, out);
+    decryptor.final(out);
+  } catch (err) {
+    return { bytes: Buffer.concat(out), error: err as Error };
+  }
+  return { bytes: Buffer.concat(out) };
+}
+
+async function openParallel(stored: Buffer, inFlight: number): Promise<{ bytes: Buffer; error?: Error }> {
+  return collect(openInParallel(bytesSource(stored), { keyRing: await ringP, identity: ID }, inFlight));
+}
+
+const plaintextOf = (size: number, seed: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
+const SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5];
+
+describe('sealInParallel', () => {
+  it('stores the same bytes as SealedBytes, whatever the size and the chunks in flight', async () => {
+    for (const size of SIZES) {
+      const plain = plaintextOf(size, size);
+      const expected = await sealSequential(plain);
+      for (const inFlight of [1, 2, 4]) {
+        const got = await sealParallel(plain, inFlight);
+        expect(got.error).toBeUndefined();
+        expect(got.bytes.equals(expected), `size ${size}, ${inFlight} in flight`).toBe(true);
+      }
+      // And the sequential reader opens it.
+      expect((await openSequential(expected)).bytes.equals(plain)).toBe(true);
+    }
+  });
+
+  it('fails with TruncatedError naming the chunk when the plaintext ends before its size', async () => {
+    const plain = plaintextOf(2 * CHUNK + 10, 1);
+    const got = await sealParallel(plain, 2, 3 * CHUNK);
+    expect(got.error).toBeInstanceOf(TruncatedError);
+    expect(got.error?.message).toBe(`plaintext ended inside chunk 2 (10 of ${CHUNK} bytes)`);
+  });
+});
+
+describe('openInParallel', () => {
+  it('releases the plaintext of every size, whatever the chunks in flight', async () => {
+    for (const size of SIZES) {
+      const plain = plaintextOf(size, size + 1);
+      const stored = await sealSequential(plain);
+      for (const inFlight of [1, 2, 4]) {
+        const got = await openParallel(stored, inFlight);
+        expect(got.error).toBeUndefined();
+        expect(got.bytes.equals(plain), `size ${size}, ${inFlight} in flight`).toBe(true);
+      }
+    }
+  });
+
+  it('cut anywhere or with any byte changed, releases what the Decryptor releases and fails as it fails', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 4 * CHUNK }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.oneof(fc.record({ cut: fc.double({ min: 0, max: 1, noNaN: true }) }), fc.record({ flip: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }) })),
+        async (size, inFlight, damage) => {
+          const stored = await sealSequential(plaintextOf(size, 3));
+          let bytes = stored;
+          if ('cut' in damage) bytes = stored.subarray(0, Math.floor(damage.cut * stored.length));
+          else {
+            bytes = Buffer.from(stored);
+            const at = HEADER_SIZE + Math.floor(damage.flip * (stored.length - HEADER_SIZE));
+            bytes[at] = (bytes[at] ?? 0) ^ 0x40;
+          }
+          const sequential = await openSequential(bytes);
+          const parallel = await openParallel(bytes, inFlight);
+          expect(parallel.error?.constructor).toBe(sequential.error?.constructor);
+          expect(parallel.error?.message).toBe(sequential.error?.message);
+          expect(parallel.bytes.equals(sequential.bytes)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('the edges: a stream cut at each chunk boundary, inside the header, or one tag after a full chunk', async () => {
+    const stored = await sealSequential(plaintextOf(3 * CHUNK + 5, 9));
+    const sealedChunk = CHUNK + TAG_SIZE;
+    const cuts = [0, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + sealedChunk, HEADER_SIZE + 2 * sealedChunk, HEADER_SIZE + 3 * sealedChunk, HEADER_SIZE + 3 * sealedChunk + TAG_SIZE, HEADER_SIZE + sealedChunk + TAG_SIZE];
+    for (const cut of cuts) {
+      const bytes = stored.subarray(0, cut);
+      const sequential = await openSequential(bytes);
+      const parallel = await openParallel(bytes, 2);
+      expect(sequential.error, `cut at ${cut}`).toBeDefined();
+      expect(parallel.error?.message, `cut at ${cut}`).toBe(sequential.error?.message);
+      expect(parallel.bytes.equals(sequential.bytes), `cut at ${cut}`).toBe(true);
+    }
+  });
+});
