@@ -45,6 +45,7 @@ interface Fakes {
   readonly stored?: ObjectInfo | undefined;
   readonly afterPut?: ObjectInfo | undefined;
   readonly put: (body: ByteSource | Readable, options: PutOptions) => Promise<{ etag: string | undefined; checksumCrc32: string | undefined }>;
+  readonly staging?: { readonly bucket: string; readonly region: string; readonly deleteAfterUpload: boolean } | undefined;
 }
 
 /**
@@ -52,14 +53,14 @@ interface Fakes {
  * cast stands for the rest of Runtime (config fields, registry and registrar methods it never calls).
  */
 function fakeRuntime(sourceRoot: string, fakes: Fakes) {
-  const counts = { heads: 0, stagedGets: 0, puts: 0 };
+  const counts = { heads: 0, stagedGets: 0, puts: 0, deleted: [] as string[] };
   let written = false;
   const runtime = {
     config: {
       keyPrefix: '',
       region: CURRENT.region,
       sourceRoot,
-      staging: undefined,
+      staging: fakes.staging,
       ephemeralDisks: false,
       uploadTimeoutSeconds: 900,
       encryption: { mode: 'off' },
@@ -93,7 +94,7 @@ function fakeRuntime(sourceRoot: string, fakes: Fakes) {
         counts.stagedGets++;
         return Readable.from([DATA]);
       },
-      deleteObject: async () => undefined,
+      deleteObject: async (ref: BucketRef, key: string) => void counts.deleted.push(`${ref.bucket}/${key}`),
     },
   } as unknown as UploadRuntime;
   return { runtime, counts };
@@ -149,5 +150,41 @@ describe('uploadSegment', () => {
     expect(result).toEqual({ outcome: 'uploaded', bucket: CURRENT.bucket, key: KEY, size: DATA.length, storedSize: DATA.length, sha256: sha256(DATA), verified: false, cancelledDeletions: 0 });
     // The lookup of an already-stored copy only.
     expect(counts.heads).toBe(1);
+  });
+
+  describe('a staged source (S3_STORAGE_STAGING_BUCKET)', () => {
+    const uploaded = (staging: Fakes['staging']) =>
+      fakeRuntime(root, {
+        staging,
+        afterPut: info(DATA.length, { 'bks-format': 'plain', 'bks-size': String(DATA.length), 'bks-sha256': sha256(DATA) }),
+        put: async (body) => {
+          await readToEnd(body);
+          return { etag: '"e"', checksumCrc32: 'crc' };
+        },
+      });
+
+    it('with delete-after-upload: read back, then the staged copy deleted', async () => {
+      const { runtime, counts } = uploaded({ bucket: 'ingest', region: 'us-east-2', deleteAfterUpload: true });
+      const result = await uploadSegment(runtime, announce({ source: 's3://ingest/in/seg-1', sha256: sha256(DATA) }));
+      expect(result).toMatchObject({ outcome: 'uploaded', verified: true, stagedCopy: 'deleted' });
+      expect(counts.heads).toBe(2);
+      expect(counts.deleted).toEqual(['ingest/in/seg-1']);
+    });
+
+    it('without delete-after-upload: kept, and not read back', async () => {
+      const { runtime, counts } = uploaded({ bucket: 'ingest', region: 'us-east-2', deleteAfterUpload: false });
+      const result = await uploadSegment(runtime, announce({ source: 's3://ingest/in/seg-1', sha256: sha256(DATA) }));
+      expect(result).toMatchObject({ outcome: 'uploaded', verified: false });
+      expect(result.stagedCopy).toBeUndefined();
+      expect(counts.deleted).toEqual([]);
+    });
+
+    it('a source in another bucket is not staged: never deleted, not read back', async () => {
+      const { runtime, counts } = uploaded({ bucket: 'ingest', region: 'us-east-2', deleteAfterUpload: true });
+      const result = await uploadSegment(runtime, announce({ source: 's3://elsewhere/in/seg-1', sha256: sha256(DATA) }));
+      expect(result).toMatchObject({ outcome: 'uploaded', verified: false });
+      expect(result.stagedCopy).toBeUndefined();
+      expect(counts.deleted).toEqual([]);
+    });
   });
 });
