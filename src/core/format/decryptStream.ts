@@ -155,12 +155,16 @@ export async function* openInParallel(source: ByteSource, options: Pick<DecryptO
     if (plain === undefined) throw new AuthenticationError(index);
     return plain;
   };
+  // Chunk i is read into buffers[i % (inFlight + 1)]: when chunk i is read, chunk i - inFlight - 1, which used
+  // that buffer, has settled (at most inFlight - 1 are pending, and chunk i - 1 is held).
+  const buffers = Array.from({ length: inFlight + 1 }, () => Buffer.allocUnsafe(chunkSize + TAG_SIZE));
+  const bufferFor = (i: number): Buffer => buffers[i % buffers.length] ?? Buffer.allocUnsafe(chunkSize + TAG_SIZE);
   try {
-    let held = Buffer.allocUnsafe(chunkSize + TAG_SIZE);
+    let held = bufferFor(0);
     let heldBytes = await source.read(held);
     let index = 0;
     while (heldBytes === held.length) {
-      const next = Buffer.allocUnsafe(chunkSize + TAG_SIZE);
+      const next = bufferFor(index + 1);
       const n = await source.read(next);
       if (n === 0) break; // the full chunk held is the final one
       // A byte beyond a full chunk: it was a middle chunk.
