@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // Mutation scores per file and per folder from one or more StrykerJS JSON reports (reports/mutation/mutation.json
 // of scoped runs, docs/DEVELOPMENT.md "Mutation testing"):
-//   node scripts/mutationScores.mjs RUN.json [RUN2.json …] [--survivors]
+//   node scripts/mutationScores.mjs RUN.json [RUN2.json …] [--survivors] [--union]
 // A file mutated by several runs counts with the last report given that holds it (give them oldest first).
+// --union: a file mutated by several runs whose source is the same in each counts once, each mutant (same
+// place, mutator and replacement) detected if any of those runs detected it: the score of the union of their
+// test sets (runs that each ran a part of the suite, e.g. the integration tests and the unit tests).
 // Score = (killed + timed out) / (killed + timed out + survived + no coverage), as Stryker computes it; compile
 // errors and ignored (static) mutants are outside it. --survivors lists the surviving and uncovered mutants.
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const showSurvivors = args.includes('--survivors');
+const union = args.includes('--union');
 const reports = args.filter((a) => !a.startsWith('--'));
 if (reports.length === 0) {
   console.error('usage: node scripts/mutationScores.mjs RUN.json [RUN2.json …] [--survivors]');
@@ -24,7 +28,14 @@ for (const path of reports) {
     const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
     const survivors = [];
     const lines = result.source.split('\n');
-    for (const m of result.mutants) {
+    const earlier = files.get(file);
+    const detectedBefore = union && earlier?.source === result.source ? earlier.detected : new Set();
+    const detected = new Set(detectedBefore);
+    const runs = union && earlier?.source === result.source ? `${earlier.run}+` : '';
+    for (const original of result.mutants) {
+      const id = `${original.location.start.line}:${original.location.start.column}-${original.location.end.line}:${original.location.end.column} ${original.mutatorName} ${original.replacement ?? ''}`;
+      const m = detectedBefore.has(id) && (original.status === 'Survived' || original.status === 'NoCoverage') ? { ...original, status: 'Killed' } : original;
+      if (m.status === 'Killed' || m.status === 'Timeout') detected.add(id);
       counts[m.status] = (counts[m.status] ?? 0) + 1;
       if (m.status === 'Survived' || m.status === 'NoCoverage') {
         const { start, end } = m.location;
@@ -32,7 +43,7 @@ for (const path of reports) {
         survivors.push(`${m.status}\t${file}:${start.line}:${start.column}\t${m.mutatorName}\t${JSON.stringify(original).slice(0, 90)} -> ${JSON.stringify(m.replacement ?? '').slice(0, 90)}`);
       }
     }
-    files.set(file, { run: path.replace(/^.*\//, '').replace(/\.json$/, ''), counts, survivors });
+    files.set(file, { run: runs + path.replace(/^.*\//, '').replace(/\.json$/, ''), counts, survivors, source: result.source, detected });
   }
 }
 
