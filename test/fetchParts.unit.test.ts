@@ -229,6 +229,7 @@ describe('a file:// destination whose rename fails', () => {
     const dir = await mkdtemp(join(root, 'dest-'));
     const path = join(dir, name);
     const dest = await openDestination({ kind: 'file', path }, { ...baseConfig, restoreRoot: root } as Config, fakeStoreUnused, { all: async () => [] });
+    expect(dest.url).toBe(`file://${path}`); // named by its URL, as an s3:// destination is
     const temp = (await readdir(dir)).find((n) => n.endsWith('.bks-restoring'))!;
     return { dir, path, dest, temp };
   };
