@@ -175,7 +175,10 @@ describe('uploadSegment', () => {
       const extra = announced ? { sha256: src.sha256 } : {};
       const first = await uploadSegment(runtime, announcement(name, src.path, extra));
       const writes: string[] = [];
-      runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (writes.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countAgain' });
+      // The upload's index of pending deletion marks relists them (ListObjectsV2) once it is older than its
+      // maximum age, on its own clock: such a listing may fall in this window and is not part of the upload.
+      const counted = (name: string | undefined) => name !== 'ListObjectsV2Command';
+      runtime.clients.s3().middlewareStack.add((next, c) => async (args) => (counted(c.commandName) && writes.push(c.commandName ?? ''), next(args)), { step: 'initialize', name: 'countAgain' });
       const second = await uploadSegment(runtime, announcement(name, src.path, extra));
       runtime.clients.s3().middlewareStack.remove('countAgain');
       expect(first.outcome).toBe('uploaded');
