@@ -4,8 +4,9 @@
 # the V8 flag below, which NODE_OPTIONS refuses.
 #   --single-threaded-gc: no background GC threads. Every segment byte passes through fresh Buffers (the HTTP
 #   parser's copies, the cipher's outputs), which start a full collection every few tens of MiB; run in
-#   background threads, those collections cost about 1.5 s of CPU per GiB more than run on the main thread,
-#   and a function at the default memory size has one vCPU for all of them (docs/DEVELOPMENT.md, "GC").
+#   background threads, those collections cost 1.2–2.4 s of CPU per GiB more than run on the main thread
+#   (1 GiB transfers), and a function at the default memory size has less than one vCPU for all of them
+#   (docs/DEVELOPMENT.md, "The garbage collector, off its background threads").
 node="$1"
 shift
 exec "$node" --single-threaded-gc "$@"

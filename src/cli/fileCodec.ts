@@ -92,7 +92,7 @@ export async function sealFile(fd: number, size: number, options: Omit<SealOptio
 }
 
 /** Opens the file on `fd` (format v1, length from its end) to `out`, chunks opened on several cores; only verified chunks are written. */
-export async function openFile(fd: number, options: DecryptOptions, out: NodeJS.WritableStream): Promise<void> {
+export async function openFile(fd: number, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, out: NodeJS.WritableStream): Promise<void> {
   await writeAll(openInParallel(fdBytes(fd), options, CHUNKS_IN_FLIGHT), out);
 }
 
