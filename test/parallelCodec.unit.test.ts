@@ -1,5 +1,5 @@
 /**
- * The CLI's file codec seals and opens chunks on the thread pool (sealInParallel, openInParallel). These tests
+ * The CLI's file codec seals and opens chunks on worker threads (sealInParallel, openInParallel). These tests
  * hold it to the sequential codec: the same stored bytes as SealedBytes for every size and number of chunks in
  * flight, and, for any stored object whole, cut short or with a byte changed, the same plaintext released and
  * the same error (class and message) as the Decryptor.
@@ -10,6 +10,7 @@ import type { ByteSource } from '../src/core/byteSource.ts';
 import { TruncatedError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
 import { Secret } from '../src/core/secret.ts';
+import { GcmThreads } from '../src/core/format/gcmThreads.ts';
 import { Decryptor, HEADER_SIZE, openInParallel, SealedBytes, sealInParallel, TAG_SIZE } from '../src/core/format/index.ts';
 
 const ID = { dataspace: 'logs', segmentId: 'parallel' };
@@ -33,7 +34,7 @@ function bytesSource(bytes: Buffer): ByteSource {
 async function collect(pieces: AsyncIterable<Buffer>): Promise<{ bytes: Buffer; error?: Error }> {
   const out: Buffer[] = [];
   try {
-    for await (const piece of pieces) out.push(piece);
+    for await (const piece of pieces) out.push(Buffer.from(piece)); // a piece is valid only until the next is asked for
   } catch (err) {
     return { bytes: Buffer.concat(out), error: err as Error };
   }
@@ -48,9 +49,9 @@ async function sealSequential(plain: Buffer): Promise<Buffer> {
   return out.subarray(0, n);
 }
 
-async function sealParallel(plain: Buffer, inFlight: number, plaintextSize = plain.length): Promise<{ bytes: Buffer; error?: Error }> {
+async function sealParallel(plain: Buffer, threads: number, plaintextSize = plain.length): Promise<{ bytes: Buffer; error?: Error }> {
   const r = await ringP;
-  return collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, plaintext: bytesSource(plain), plaintextSize }, inFlight));
+  return collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, plaintext: bytesSource(plain), plaintextSize }, threads));
 }
 
 /** What the sequential reader releases from `stored` (its update then final), and how it fails. */
@@ -66,22 +67,22 @@ async function openSequential(stored: Buffer): Promise<{ bytes: Buffer; error?: 
   return { bytes: Buffer.concat(out) };
 }
 
-async function openParallel(stored: Buffer, inFlight: number): Promise<{ bytes: Buffer; error?: Error }> {
-  return collect(openInParallel(bytesSource(stored), { keyRing: await ringP, identity: ID }, inFlight));
+async function openParallel(stored: Buffer, threads: number): Promise<{ bytes: Buffer; error?: Error }> {
+  return collect(openInParallel(bytesSource(stored), { keyRing: await ringP, identity: ID }, threads));
 }
 
 const plaintextOf = (size: number, seed: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
 const SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5];
 
 describe('sealInParallel', () => {
-  it('stores the same bytes as SealedBytes, whatever the size and the chunks in flight', async () => {
+  it('stores the same bytes as SealedBytes, whatever the size and the threads', async () => {
     for (const size of SIZES) {
       const plain = plaintextOf(size, size);
       const expected = await sealSequential(plain);
-      for (const inFlight of [1, 2, 4]) {
-        const got = await sealParallel(plain, inFlight);
+      for (const threads of [1, 2, 4]) {
+        const got = await sealParallel(plain, threads);
         expect(got.error).toBeUndefined();
-        expect(got.bytes.equals(expected), `size ${size}, ${inFlight} in flight`).toBe(true);
+        expect(got.bytes.equals(expected), `size ${size}, ${threads} threads`).toBe(true);
       }
       // And the sequential reader opens it.
       expect((await openSequential(expected)).bytes.equals(plain)).toBe(true);
@@ -97,14 +98,14 @@ describe('sealInParallel', () => {
 });
 
 describe('openInParallel', () => {
-  it('releases the plaintext of every size, whatever the chunks in flight', async () => {
+  it('releases the plaintext of every size, whatever the threads', async () => {
     for (const size of SIZES) {
       const plain = plaintextOf(size, size + 1);
       const stored = await sealSequential(plain);
-      for (const inFlight of [1, 2, 4]) {
-        const got = await openParallel(stored, inFlight);
+      for (const threads of [1, 2, 4]) {
+        const got = await openParallel(stored, threads);
         expect(got.error).toBeUndefined();
-        expect(got.bytes.equals(plain), `size ${size}, ${inFlight} in flight`).toBe(true);
+        expect(got.bytes.equals(plain), `size ${size}, ${threads} threads`).toBe(true);
       }
     }
   });
@@ -115,7 +116,7 @@ describe('openInParallel', () => {
         fc.integer({ min: 0, max: 4 * CHUNK }),
         fc.integer({ min: 1, max: 4 }),
         fc.oneof(fc.record({ cut: fc.double({ min: 0, max: 1, noNaN: true }) }), fc.record({ flip: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }) })),
-        async (size, inFlight, damage) => {
+        async (size, threads, damage) => {
           const stored = await sealSequential(plaintextOf(size, 3));
           let bytes = stored;
           if ('cut' in damage) bytes = stored.subarray(0, Math.floor(damage.cut * stored.length));
@@ -125,7 +126,7 @@ describe('openInParallel', () => {
             bytes[at] = (bytes[at] ?? 0) ^ 0x40;
           }
           const sequential = await openSequential(bytes);
-          const parallel = await openParallel(bytes, inFlight);
+          const parallel = await openParallel(bytes, threads);
           expect(parallel.error?.constructor).toBe(sequential.error?.constructor);
           expect(parallel.error?.message).toBe(sequential.error?.message);
           expect(parallel.bytes.equals(sequential.bytes)).toBe(true);
@@ -147,5 +148,20 @@ describe('openInParallel', () => {
       expect(parallel.error?.message, `cut at ${cut}`).toBe(sequential.error?.message);
       expect(parallel.bytes.equals(sequential.bytes), `cut at ${cut}`).toBe(true);
     }
+  });
+});
+
+describe('GcmThreads', () => {
+  it('refuses a slot it does not have, and every job once closed', async () => {
+    const gcm = new GcmThreads(1, 2, 1024);
+    expect(() => gcm.input(2)).toThrow(new RangeError('no slot 2 (2 slots)'));
+    const cipher = { key: Buffer.alloc(32, 1), nonce: Buffer.alloc(12), aad: Buffer.alloc(0) };
+    gcm.input(0).fill(5);
+    const sealed = Buffer.from(await gcm.seal(0, 100, cipher));
+    expect(sealed.length).toBe(100 + TAG_SIZE);
+    gcm.input(1).set(sealed);
+    expect((await gcm.open(1, sealed.length, cipher))?.equals(Buffer.alloc(100, 5))).toBe(true);
+    await gcm.close();
+    await expect(gcm.seal(0, 100, cipher)).rejects.toThrow('the cipher threads were closed');
   });
 });

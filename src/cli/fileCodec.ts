@@ -1,13 +1,13 @@
 /**
- * encrypt and decrypt when stdin is a regular file: the file is read chunk by chunk, several chunks are sealed
- * or opened at once on libuv's thread pool (so on as many cores), and the output goes to stdout in 4 MiB
+ * encrypt and decrypt when stdin is a regular file: the file is read chunk by chunk, chunks are sealed or
+ * opened on one worker thread per core (src/core/format/gcmThreads.ts), and the output goes to stdout in 4 MiB
  * blocks, with no stream in between (a file read through process.stdin comes in 64 KiB chunks, each a fresh
  * buffer). The format and the checks are the codec's own (sealInParallel, openInParallel): only the plumbing
  * differs from the stream path, which pipes and terminals take.
  */
 import { fstatSync } from 'node:fs';
 import { CheckedBytes, fdBytes } from '../core/byteSource.ts';
-import { openInParallel, sealInParallel, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
+import { defaultThreads, openInParallel, sealInParallel, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
 
 const BLOCK = 4 * 1024 * 1024;
 
@@ -63,6 +63,14 @@ class BlockWriter {
     }
   }
 
+  /** Writes `bytes` as they are, after what copy() holds, and resolves once the stream has taken them (so the
+   *  caller may reuse `bytes`): a chunk of 1 MiB goes out without being copied. */
+  async write(bytes: Buffer): Promise<void> {
+    this.#flush();
+    this.#writing.push(new Promise<void>((resolve, reject) => this.#out.write(bytes, (err) => (err ? reject(err) : resolve()))));
+    while (this.#writing.length > 0) await this.#writing.shift();
+  }
+
   /** Waits for the writes already sent, whatever their outcome (before a failure is reported). */
   async settle(): Promise<void> {
     await Promise.allSettled(this.#writing.splice(0));
@@ -82,26 +90,26 @@ class BlockWriter {
   }
 }
 
-/** Chunks sealed or opened at once: libuv's thread pool has 4 threads by default. */
-const CHUNKS_IN_FLIGHT = 4;
-
-/** Seals the file on `fd` (`size` bytes from its current position) to `out`, chunks sealed on several cores. */
+/** Seals the file on `fd` (`size` bytes from its current position) to `out`, chunks sealed on every core. */
 export async function sealFile(fd: number, size: number, options: Omit<SealOptions, 'plaintext' | 'plaintextSize'>, out: NodeJS.WritableStream): Promise<void> {
   const plaintext = new CheckedBytes(fdBytes(fd), { size, digest: false, what: 'stdin' });
-  await writeAll(sealInParallel({ ...options, plaintext, plaintextSize: size }, CHUNKS_IN_FLIGHT), out);
+  await writeAll(sealInParallel({ ...options, plaintext, plaintextSize: size }, defaultThreads()), out);
 }
 
-/** Opens the file on `fd` (format v1, length from its end) to `out`, chunks opened on several cores; only verified chunks are written. */
+/** Opens the file on `fd` (format v1, length from its end) to `out`, chunks opened on every core; only verified chunks are written. */
 export async function openFile(fd: number, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, out: NodeJS.WritableStream): Promise<void> {
-  await writeAll(openInParallel(fdBytes(fd), options, CHUNKS_IN_FLIGHT), out);
+  await writeAll(openInParallel(fdBytes(fd), options, defaultThreads()), out);
 }
 
-/** Writes every buffer of `pieces` to `out` in 4 MiB blocks; a failure is reported once no write is under way
- *  (decrypt then cuts its output file back). */
+/** Pieces this large are written as they are; smaller ones are gathered into 4 MiB blocks. */
+const WRITE_AS_IS = 256 * 1024;
+
+/** Writes every buffer of `pieces` to `out` (each is valid only until the next is asked for); a failure is
+ *  reported once no write is under way (decrypt then cuts its output file back). */
 async function writeAll(pieces: AsyncIterable<Buffer>, out: NodeJS.WritableStream): Promise<void> {
   const writer = new BlockWriter(out);
   try {
-    for await (const piece of pieces) await writer.copy(piece);
+    for await (const piece of pieces) await (piece.length >= WRITE_AS_IS ? writer.write(piece) : writer.copy(piece));
     await writer.end();
   } finally {
     await writer.settle();

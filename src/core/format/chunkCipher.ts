@@ -7,7 +7,7 @@
  *   nonce_i   = 7 zero bytes | uint32 BE i | 1 for the last chunk, else 0
  *   chunk i   = AES-256-GCM(objectKey, nonce_i, plaintext_i, aad = header) = ciphertext_i | tag_i (16 bytes)
  */
-import { createCipheriv, createDecipheriv, hkdfSync, webcrypto, type DecipherGCM } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, type DecipherGCM } from 'node:crypto';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import type { Header } from './header.ts';
 
@@ -33,10 +33,16 @@ export function nonceFor(index: number, last: boolean): Buffer {
   return nonce;
 }
 
+/** AES-256-GCM's key, nonce and associated data for one chunk. */
+export interface GcmParams {
+  readonly key: Buffer;
+  readonly nonce: Buffer;
+  readonly aad: Buffer;
+}
+
 export class ChunkCipher {
   readonly #objectKey: Buffer;
   readonly #aad: Buffer;
-  #webKey: Promise<webcrypto.CryptoKey> | undefined;
 
   constructor(master: Buffer, header: Header, identity: SegmentIdentity) {
     this.#objectKey = objectKeyFor(master, header.salt, identity);
@@ -75,33 +81,9 @@ export class ChunkCipher {
     return decipher;
   }
 
-  /**
-   * `seal`'s bytes (ciphertext then tag, in one buffer), computed by WebCrypto on libuv's thread pool: chunks
-   * sealed this way at once use as many cores (the CLI's encrypt of a file). `plain` must not change until
-   * the promise settles.
-   */
-  async sealOffThread(index: number, last: boolean, plain: Buffer): Promise<Buffer> {
-    return Buffer.from(await webcrypto.subtle.encrypt(this.#gcm(index, last), await this.#key(), plain));
-  }
-
-  /** `open` on libuv's thread pool (see sealOffThread): the plaintext, or undefined if the tag does not verify. */
-  async openOffThread(index: number, last: boolean, sealed: Buffer): Promise<Buffer | undefined> {
-    if (sealed.length < TAG_SIZE) return undefined;
-    try {
-      return Buffer.from(await webcrypto.subtle.decrypt(this.#gcm(index, last), await this.#key(), sealed));
-    } catch (err) {
-      if (err instanceof Error && err.name === 'OperationError') return undefined; // the tag did not verify
-      throw err;
-    }
-  }
-
-  #gcm(index: number, last: boolean): webcrypto.AesGcmParams {
-    return { name: 'AES-GCM', iv: nonceFor(index, last), additionalData: this.#aad, tagLength: TAG_SIZE * 8 };
-  }
-
-  #key(): Promise<webcrypto.CryptoKey> {
-    this.#webKey ??= webcrypto.subtle.importKey('raw', this.#objectKey, 'AES-GCM', false, ['encrypt', 'decrypt']);
-    return this.#webKey;
+  /** The cipher's inputs for chunk `index` (as the last one or not), for a thread that seals or opens it (gcmThreads.ts). */
+  params(index: number, last: boolean): GcmParams {
+    return { key: this.#objectKey, nonce: nonceFor(index, last), aad: this.#aad };
   }
 
   /** The plaintext of stored chunk `index` (ciphertext and tag) if its tag verifies as `last` or not, else undefined. */

@@ -12,7 +12,8 @@ import type { ByteSource } from '../byteSource.ts';
 import type { KeyRing } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ByteQueue } from './byteQueue.ts';
-import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
+import { GcmThreads } from './gcmThreads.ts';
+import { ChunkCipher } from './chunkCipher.ts';
 import { openFinalChunk, SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
 import { HEADER_SIZE, parseHeader, type Header } from './header.ts';
 import type { RangePlan } from './layout.ts';
@@ -136,18 +137,24 @@ export class DecryptStream extends Transform {
 
 /**
  * The plaintext of a whole stored object (format v1, size unknown: the last chunk is the one `source` ends
- * with), as verified chunks in order, with up to `inFlight` chunks opening at once on libuv's thread pool
- * (ChunkCipher.openOffThread): the Decryptor's checks and errors, for the CLI's decrypt of a file, where the
- * cores rather than the memory are the limit. A chunk is yielded only after it and every chunk before it
- * verified. Memory: about `inFlight` + 2 sealed chunks.
+ * with), as verified chunks in order, chunks opened on `threads` worker threads at once (gcmThreads.ts): the
+ * Decryptor's checks and errors, for the CLI's decrypt of a file, where the cores rather than the memory are
+ * the limit. A chunk is yielded only after it and every chunk before it verified. Each buffer yielded is valid
+ * only until the next is asked for (a slot later chunks are opened into). Memory: 2 × `threads` + 1 chunk
+ * slots, in and out.
  */
-export async function* openInParallel(source: ByteSource, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, inFlight: number): AsyncGenerator<Buffer> {
+export async function* openInParallel(source: ByteSource, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, threads: number): AsyncGenerator<Buffer> {
   const raw = Buffer.allocUnsafe(HEADER_SIZE);
   const got = await source.read(raw);
   if (got < HEADER_SIZE) throw headerCutShort(got);
   const header = parseHeader(raw);
   const cipher = new ChunkCipher(options.keyRing.find(header.keyId).master, header, options.identity);
   const chunkSize = 2 ** header.chunkLog2;
+  // Chunk i is read into slot i % slots. Meanwhile chunk i - 1 is held (not yet sent: whether it is the last is
+  // known only now) and at most slots - 2 chunks before it are pending: the slot's previous user, chunk
+  // i - slots, was yielded, and the caller is done with it since it asked for the next buffer.
+  const slots = 2 * threads + 1;
+  const gcm = new GcmThreads(threads, slots, chunkSize);
   const pending: { readonly index: number; readonly opening: Promise<Buffer | undefined> }[] = [];
   const opened = async (): Promise<Buffer> => {
     const { index, opening } = pending.shift() ?? { index: -1, opening: Promise.reject(new Error('no chunk pending')) };
@@ -155,29 +162,25 @@ export async function* openInParallel(source: ByteSource, options: Pick<DecryptO
     if (plain === undefined) throw new AuthenticationError(index);
     return plain;
   };
-  // Chunk i is read into buffers[i % (inFlight + 1)]: when chunk i is read, chunk i - inFlight - 1, which used
-  // that buffer, has settled (at most inFlight - 1 are pending, and chunk i - 1 is held).
-  const buffers = Array.from({ length: inFlight + 1 }, () => Buffer.allocUnsafe(chunkSize + TAG_SIZE));
-  const bufferFor = (i: number): Buffer => buffers[i % buffers.length] ?? Buffer.allocUnsafe(chunkSize + TAG_SIZE);
   try {
-    let held = bufferFor(0);
-    let heldBytes = await source.read(held);
     let index = 0;
+    let held = gcm.input(0);
+    let heldBytes = await source.read(held);
     while (heldBytes === held.length) {
-      const next = bufferFor(index + 1);
+      const next = gcm.input((index + 1) % slots);
       const n = await source.read(next);
       if (n === 0) break; // the full chunk held is the final one
       // A byte beyond a full chunk: it was a middle chunk.
-      const opening = cipher.openOffThread(index, false, held);
+      const opening = gcm.open(index % slots, heldBytes, cipher.params(index, false));
       opening.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
       pending.push({ index: index++, opening });
-      if (pending.length === inFlight) yield await opened();
+      if (pending.length === slots - 1) yield await opened();
       [held, heldBytes] = [next, n];
     }
     while (pending.length > 0) yield await opened();
     yield openFinalChunk(cipher, index, held.subarray(0, heldBytes), chunkSize);
   } finally {
-    await Promise.allSettled(pending.map((p) => p.opening));
+    await gcm.close();
   }
 }
 

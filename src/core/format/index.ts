@@ -10,12 +10,13 @@
  *   objectKey = HKDF-SHA256(master, salt, "bucket-storage/v1 segment " + dataspace + "/" + segmentId)
  *   sizes and byte ranges                                                                         layout.ts
  *   writer: encryptStream.ts (a stream), sealedBytes.ts (pulled into the caller's buffers, known size;
- *           sealInParallel: chunks sealed on the thread pool)
- *   reader: decryptStream.ts (a stream, a Decryptor; openInParallel: chunks opened on the thread pool), chunkReader.ts
+ *           sealInParallel: chunks sealed on worker threads, gcmThreads.ts)
+ *   reader: decryptStream.ts (a stream, a Decryptor; openInParallel: chunks opened on worker threads), chunkReader.ts
  */
 export { HEADER_SIZE, MIN_CHUNK_LOG2, MAX_CHUNK_LOG2, DEFAULT_CHUNK_LOG2, isChunkLog2, parseHeader, type Header } from './header.ts';
 export { TAG_SIZE } from './chunkCipher.ts';
 export { checkRange, chunkCount, ciphertextSize, planRange, type RangePlan } from './layout.ts';
 export { createEncryptStream, EncryptStream, type EncryptOptions } from './encryptStream.ts';
 export { SealedBytes, sealInParallel, type SealOptions } from './sealedBytes.ts';
+export { defaultThreads } from './gcmThreads.ts';
 export { createDecryptStream, Decryptor, DecryptStream, openInParallel, type DecryptOptions } from './decryptStream.ts';

@@ -11,6 +11,7 @@ import { TruncatedError } from '../errors.ts';
 import type { KeyEntry } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
+import { GcmThreads } from './gcmThreads.ts';
 import { DEFAULT_CHUNK_LOG2, encodeHeader, SALT_SIZE, type Header } from './header.ts';
 import { chunkCount, chunkPlainSize, ciphertextSize } from './layout.ts';
 
@@ -81,30 +82,33 @@ export class SealedBytes implements ByteSource {
 }
 
 /**
- * The stored object as buffers (the header, then each sealed chunk, in order), with up to `inFlight` chunks
- * sealing at once on libuv's thread pool (ChunkCipher.sealOffThread): the same bytes as SealedBytes, for the
- * CLI's encrypt of a file, where the cores rather than the memory are the limit. Memory: `inFlight` plaintext
- * and sealed chunks.
+ * The stored object as buffers (the header, then each sealed chunk, in order), chunks sealed on `threads`
+ * worker threads at once (gcmThreads.ts): the same bytes as SealedBytes, for the CLI's encrypt of a file, where
+ * the cores rather than the memory are the limit. Each buffer yielded is valid only until the next is asked
+ * for (it is a slot the next chunks are sealed into). Memory: 2 × `threads` chunk slots, in and out.
  */
-export async function* sealInParallel(options: SealOptions, inFlight: number): AsyncGenerator<Buffer> {
+export async function* sealInParallel(options: SealOptions, threads: number): AsyncGenerator<Buffer> {
   const { header, cipher, chunks } = begin(options);
-  const chunkSize = 2 ** header.chunkLog2;
-  // A plaintext buffer is reused once the seal that read it settled: at most `inFlight` are pending.
-  const buffers = Array.from({ length: inFlight }, () => Buffer.allocUnsafe(Math.min(chunkSize, options.plaintextSize)));
+  const chunkSize = Math.min(2 ** header.chunkLog2, options.plaintextSize);
+  const slots = 2 * threads;
+  const gcm = new GcmThreads(threads, slots, chunkSize);
+  // Chunk i goes through slot i % slots. Its previous user, chunk i - slots, was yielded (at most `slots` are
+  // pending) and the caller is done with it, since it asked for the next buffer.
   const pending: Promise<Buffer>[] = [];
   try {
     yield header.raw;
     for (let index = 0; index < chunks; index++) {
-      const plain = (buffers[index % inFlight] ?? Buffer.alloc(0)).subarray(0, chunkPlainSize(options.plaintextSize, header.chunkLog2, index));
+      const slot = index % slots;
+      const plain = gcm.input(slot).subarray(0, chunkPlainSize(options.plaintextSize, header.chunkLog2, index));
       await readChunk(options.plaintext, plain, index);
-      const sealing = cipher.sealOffThread(index, index === chunks - 1, plain);
+      const sealing = gcm.seal(slot, plain.length, cipher.params(index, index === chunks - 1));
       sealing.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
       pending.push(sealing);
-      if (pending.length === inFlight) yield await (pending.shift() ?? Promise.reject(new Error('no seal pending')));
+      if (pending.length === slots) yield await (pending.shift() ?? Promise.reject(new Error('no seal pending')));
     }
     for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
   } finally {
-    await Promise.allSettled(pending); // no seal left running on a buffer, nor a rejection unhandled
+    await gcm.close();
   }
 }
 
