@@ -1,17 +1,19 @@
 /**
- * The shipper's pure parts, in the test process: when a file is complete (SettleTracker), what is a segment
- * file and what is its name (identityOf, listSegments), and the in-place stager's refusal of a file that
- * changed while it was read. test/ship.test.ts runs `ship` in child processes, out of the mutation run's
+ * The shipper's parts, in the test process: when a file is complete (SettleTracker), what is a segment file
+ * and what is its name (identityOf, listSegments), the in-place stager's refusal of a file that changed while
+ * it was read, and the state file and its lock (ShipState, lockState). test/ship.test.ts runs `ship` in child processes, out of the mutation run's
  * reach: written for the survivors of the run `ship` (docs/MUTATION.md).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocationError } from '../src/core/errors.ts';
+import { LocationError, ShipStateError } from '../src/core/errors.ts';
 import { identityOf, listSegments, segmentName, type SegmentFile } from '../src/ship/layout.ts';
 import { SettleTracker } from '../src/ship/settle.ts';
+import { lockState, ShipState } from '../src/ship/shipState.ts';
 import { InPlaceStager } from '../src/ship/stage.ts';
 
 describe('SettleTracker', () => {
@@ -188,5 +190,112 @@ describe('InPlaceStager', () => {
   it('refuses a file that vanished', async () => {
     const gone = { ...segment, path: join(dir, 'logs', 'gone') };
     await expect(new InPlaceStager('/mnt/segments').stage(gone)).rejects.toThrow(/no such file|ENOENT|vanished/);
+  });
+});
+
+describe('ShipState', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bks-ship-state-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  const entry = (n: number) => ({ size: n, sha256: createHash('sha256').update(String(n)).digest('hex'), at: `2026-11-30T00:00:0${n}.000Z` });
+  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as Error & { cause?: unknown });
+
+  it('starts empty, and saves atomically what it loads again: one JSON line, mode 0600, no temporary file left', async () => {
+    const path = join(dir, 'state.json');
+    const state = await ShipState.load(path);
+    expect(state.size).toBe(0);
+    state.record('logs/seg-1', entry(1));
+    state.record('logs/seg-2', entry(2));
+    await state.save();
+    expect(await readFile(path, 'utf8')).toBe(`${JSON.stringify({ version: 1, shipped: { 'logs/seg-1': entry(1), 'logs/seg-2': entry(2) } })}\n`);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect((await readdir(dir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    const again = await ShipState.load(path);
+    expect([again.size, again.has('logs/seg-1'), again.has('logs/seg-2'), again.has('logs/seg-3')]).toEqual([2, true, true, false]);
+  });
+
+  it('prune drops the entries of segments no longer present and counts them', async () => {
+    const state = await ShipState.load(join(dir, 'absent.json'));
+    for (const n of [1, 2, 3]) state.record(`logs/seg-${n}`, entry(n));
+    expect(state.prune(new Set(['logs/seg-2', 'logs/other']))).toBe(2);
+    expect([state.size, state.has('logs/seg-2'), state.has('logs/seg-1')]).toEqual([1, true, false]);
+    expect(state.prune(new Set(['logs/seg-2']))).toBe(0);
+  });
+
+  it('a damaged file is an error saying it is never reset, with the parser’s first line and the cause', async () => {
+    const path = join(dir, 'damaged.json');
+    await writeFile(path, '{"version":1,"shipped":');
+    const err = await failure(ShipState.load(path));
+    expect(err).toBeInstanceOf(ShipStateError);
+    expect(err?.message).toMatch(new RegExp(`^ship state ${path} is damaged \\(Unexpected end of JSON input\\); it is never reset automatically: restore it, or move it aside`));
+    expect(err?.cause).toBeInstanceOf(SyntaxError);
+    await writeFile(path, JSON.stringify({ version: 1, shipped: { 'logs/seg-1': { size: -1, sha256: 'x', at: '' } } }));
+    const invalid = await failure(ShipState.load(path));
+    expect(invalid?.message).toMatch(/is damaged \(\[\); it is never reset/); // zod's message: its first line only
+  });
+
+  it('a state that cannot be read or written is an error naming it, with the cause; a failed save leaves no temporary file', async () => {
+    const unreadable = await failure(ShipState.load(dir)); // a directory
+    expect(unreadable).toBeInstanceOf(ShipStateError);
+    expect(unreadable?.message).toMatch(new RegExp(`^ship state ${dir} cannot be read \\(EISDIR`));
+    expect(unreadable?.cause).toBeInstanceOf(Error);
+    const target = join(dir, 'a-directory');
+    await mkdir(target);
+    const state = await ShipState.load(join(dir, 'absent.json'));
+    Object.defineProperty(state, 'path', { value: target }); // rename over a directory fails
+    const unwritable = await failure(state.save());
+    expect(unwritable).toBeInstanceOf(ShipStateError);
+    expect(unwritable?.message).toMatch(new RegExp(`^ship state ${target} cannot be written \\(`));
+    expect(unwritable?.cause).toBeInstanceOf(Error);
+    expect((await readdir(dir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('lockState', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bks-ship-lock-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('takes the lock with this pid and releases it (twice is harmless)', async () => {
+    const state = join(dir, 'a.json');
+    const release = await lockState(state);
+    expect(await readFile(`${state}.lock`, 'utf8')).toBe(String(process.pid));
+    await release();
+    await expect(stat(`${state}.lock`)).rejects.toThrow(/ENOENT/);
+    await release();
+  });
+
+  it('refuses while a live process holds it, naming its pid', async () => {
+    const state = join(dir, 'b.json');
+    await writeFile(`${state}.lock`, '1\n'); // init: always running
+    const err = (await lockState(state).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(ShipStateError);
+    expect(err.message).toBe(`another bucket-storage ship (pid 1) uses ${state}; run one shipper per state file`);
+    expect(await readFile(`${state}.lock`, 'utf8')).toBe('1\n');
+  });
+
+  it.each([
+    ['a pid that no longer runs', () => String(spawnSync('true').pid)],
+    ['its own pid (a lock this process left)', () => String(process.pid)],
+    ['no pid', () => 'garbage'],
+    ['pid 0 (which would name our own process group)', () => '0'],
+  ])('takes over a lock holding %s', async (_, content) => {
+    const state = join(dir, `c-${Math.random().toString(16).slice(2)}.json`);
+    await writeFile(`${state}.lock`, content());
+    const release = await lockState(state);
+    expect(await readFile(`${state}.lock`, 'utf8')).toBe(String(process.pid));
+    await release();
+  });
+
+  it('a lock that cannot be created, or that keeps coming back, is an error', async () => {
+    const missing = join(dir, 'no-such-dir', 'd.json');
+    await expect(lockState(missing)).rejects.toThrow(new RegExp(`^lock ${missing}\\.lock cannot be created \\(ENOENT`));
+    const state = join(dir, 'e.json');
+    await mkdir(`${state}.lock`); // cannot be removed as a file: every attempt finds it again
+    await expect(lockState(state)).rejects.toThrow(`lock ${state}.lock keeps coming back; is another shipper starting?`);
   });
 });
