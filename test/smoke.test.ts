@@ -25,10 +25,10 @@ let sqs: SQSClient;
 let s3: S3Client;
 let serve: CliChild | undefined;
 
-async function smoke(argv: string[]) {
+async function smoke(argv: string[], extra: Record<string, string> = {}) {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  const code = await main(['smoke', ...argv], { env, stdout, stderr });
+  const code = await main(['smoke', ...argv], { env: { ...env, ...extra }, stdout, stderr });
   return { code, stdout: String(stdout.read() ?? ''), stderr: String(stderr.read() ?? '') };
 }
 
@@ -73,14 +73,28 @@ describe('bucket-storage smoke', () => {
   it('with serve running: five steps, staged in S3 and in place; stored, checked, deletion announced', async () => {
     serve = startCli(['serve', '--cleanup-every', '3600'], { ...process.env, ...env });
     await serve.waitForLine(/^serve: polling/);
-    for (const argv of [['--staging', 's3://smoke-staging/smoke'], ['--size', '70000', '--dataspace', 'smoke-in-place']]) {
-      const run = await smoke(argv);
+    const runs: { argv: string[]; dataspace: string; size: number; extra: Record<string, string>; deletion: string }[] = [
+      { argv: ['--staging', 's3://smoke-staging/smoke'], dataspace: 'bucket-storage-smoke', size: 256 * 1024, extra: {}, deletion: 'cleanup marks it on its next run and removes the object 72 h later (S3_STORAGE_DELETION_DELAY_HOURS)' },
+      { argv: ['--size', '70000', '--dataspace', 'smoke-in-place'], dataspace: 'smoke-in-place', size: 70000, extra: { S3_STORAGE_DELETION_DELAY_HOURS: '0' }, deletion: 'cleanup removes the object on its next run' },
+    ];
+    for (const { argv, dataspace, size, extra, deletion } of runs) {
+      const run = await smoke(argv, extra);
       expect(run.code, run.stderr).toBe(0);
       const lines = run.stdout.trim().split('\n');
       expect(lines.map((l) => l.split(':')[0])).toEqual(['smoke 1/5', 'smoke 2/5', 'smoke 3/5', 'smoke 4/5', 'smoke 5/5', 'smoke']);
+      // The segment's name: the dataspace, then smoke-<UTC date and time to the second>-<6 hex digits>.
+      const name = `${dataspace}/smoke-\\d{14}-[0-9a-f]{6}`;
+      expect(lines[0]).toMatch(new RegExp(`^smoke 1/5: generated ${name} \\(${size} bytes, sha256 [0-9a-f]{16}…\\), staged at `));
       expect(lines[0]).toMatch(argv[0] === '--staging' ? /staged at s3:\/\/smoke-staging\/smoke\/[0-9a-f]{4}\/bks\/bucket-storage-smoke\/smoke-/ : /staged at file:\/\/.*\/sources\/smoke-in-place\/smoke-/);
-      expect(lines[3]).toMatch(/restored it from s3:\/\/smoke-data and checked it: \d+ bytes, sha256 matches/);
-      expect(lines[5]).toMatch(/^smoke: ok in \d+\.\d s$/);
+      expect(lines[1]).toMatch(/^smoke 2\/5: announced it \(message [\w-]+\)$/);
+      const waited = /^smoke 3\/5: stored in s3:\/\/smoke-data\/[0-9a-f]{4}\/bks\/[\w-]+\/smoke-[\w-]+ after (\d+\.\d) s$/.exec(lines[2] ?? '');
+      expect(waited, lines[2]).not.toBeNull();
+      expect(Number(waited?.[1])).toBeLessThan(120); // seconds, within this test's own time limit
+      expect(lines[3]).toMatch(new RegExp(`^smoke 4/5: restored it from s3://smoke-data and checked it: ${size} bytes, sha256 matches$`));
+      expect(lines[4]).toMatch(new RegExp(`^smoke 5/5: announced its deletion \\(message [\\w-]+\\); ${deletion.replace(/[()]/g, '\\$&')}$`));
+      const total = /^smoke: ok in (\d+\.\d) s$/.exec(lines[5] ?? '');
+      expect(Number(total?.[1])).toBeGreaterThanOrEqual(Number(waited?.[1]));
+      expect(Number(total?.[1])).toBeLessThan(120);
     }
     const stored = (await s3.send(new ListObjectsV2Command({ Bucket: 'smoke-data' }))).Contents ?? [];
     expect(stored.filter((o) => /\/bks\/(bucket-storage-smoke|smoke-in-place)\/smoke-/.test(o.Key ?? ''))).toHaveLength(2);
