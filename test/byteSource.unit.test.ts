@@ -1,16 +1,11 @@
 /**
- * ByteSources in-process (src/core/byteSource.ts): fdBytes over a regular file and over a FIFO fed in small
- * writes, and the messages of CheckedBytes (digest read too early, truncated source, a byte too many, a digest
+ * ByteSources in-process (src/core/byteSource.ts): the messages of CheckedBytes (digest read too early, truncated source, a byte too many, a digest
  * that differs); and macsEqual (src/core/digestMac.ts) on inputs that are not two 32-byte MACs. Written for the
  * survivors of the mutation run `upload` (notes: mut-uploadcore.md).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CheckedBytes, fdBytes, type ByteSource } from '../src/core/byteSource.ts';
+import { describe, expect, it } from 'vitest';
+import { CheckedBytes, type ByteSource } from '../src/core/byteSource.ts';
 import { digestMac, macsEqual } from '../src/core/digestMac.ts';
 import { IntegrityError, TruncatedError } from '../src/core/errors.ts';
 
@@ -28,66 +23,6 @@ function chunked(data: Buffer, step = data.length): ByteSource {
     },
   };
 }
-
-let dir = '';
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'bytesource-'));
-});
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-describe('fdBytes', () => {
-  it('reads a regular file in full targets, then a short one at its end, then 0', async () => {
-    const data = patterned(40); // 2.5 targets of 16
-    const path = join(dir, 'file');
-    writeFileSync(path, data);
-    const fd = openSync(path, 'r');
-    try {
-      const source = fdBytes(fd);
-      const target = Buffer.alloc(16);
-      const got: Buffer[] = [];
-      const counts: number[] = [];
-      for (let i = 0; i < 4; i++) {
-        const n = await source.read(target);
-        counts.push(n);
-        got.push(Buffer.from(target.subarray(0, n)));
-      }
-      expect(counts).toEqual([16, 16, 8, 0]);
-      expect(Buffer.concat(got)).toEqual(data);
-    } finally {
-      closeSync(fd);
-    }
-  }, 5_000);
-
-  it('fills the whole target from a FIFO that delivers fewer bytes per read (short reads before the end)', async () => {
-    const path = join(dir, 'fifo');
-    execFileSync('mkfifo', [path]);
-    // Read-write open of a FIFO does not block on Linux; the writer's open then finds a reader.
-    const reader = openSync(path, 'r+');
-    const writer = openSync(path, 'w');
-    try {
-      const data = patterned(10);
-      writeSync(writer, data, 0, 4);
-      const target = Buffer.alloc(10);
-      let settled = false;
-      const reading = fdBytes(reader)
-        .read(target)
-        .finally(() => {
-          settled = true;
-        });
-      // Only 4 of 10 bytes exist: the read must still be waiting for the rest (it cannot have settled).
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      expect(settled).toBe(false);
-      writeSync(writer, data, 4, 6);
-      expect(await reading).toBe(10);
-      expect(target).toEqual(data);
-    } finally {
-      closeSync(writer);
-      closeSync(reader);
-    }
-  }, 5_000);
-});
 
 describe('CheckedBytes', () => {
   it('refuses to tell its digest before the source was read to its end', async () => {

@@ -5,7 +5,10 @@
  * the same error (class and message) as the Decryptor.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { open, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ByteSource } from '../src/core/byteSource.ts';
 import { TruncatedError } from '../src/core/errors.ts';
 import { KeyRing } from '../src/core/keyRing.ts';
@@ -19,7 +22,7 @@ const CHUNK = 2 ** LOG2;
 const SALT = Buffer.alloc(32, 7);
 const ringP = KeyRing.fromSecrets(new Secret('parallel-codec-secret'), [], async (s) => s.reveal());
 
-/** A ByteSource over `bytes`, handing out at most `step` bytes per read when given (short reads before the end). */
+/** A ByteSource over `bytes`. */
 function bytesSource(bytes: Buffer): ByteSource {
   let at = 0;
   return {
@@ -49,9 +52,29 @@ async function sealSequential(plain: Buffer): Promise<Buffer> {
   return out.subarray(0, n);
 }
 
-async function sealParallel(plain: Buffer, threads: number, plaintextSize = plain.length): Promise<{ bytes: Buffer; error?: Error }> {
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bks-parallel-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** Runs `use` on a descriptor of a file holding `bytes` after `start` bytes of something else. */
+let files = 0;
+async function withFile<T>(bytes: Buffer, start: number, use: (fd: number) => Promise<T>): Promise<T> {
+  const path = join(dir, `f${files++}`);
+  await writeFile(path, Buffer.concat([Buffer.alloc(start, 0xee), bytes]));
+  const handle = await open(path, 'r');
+  try {
+    return await use(handle.fd);
+  } finally {
+    await handle.close();
+    await unlink(path);
+  }
+}
+
+async function sealParallel(plain: Buffer, threads: number, plaintextSize = plain.length, start = 0): Promise<{ bytes: Buffer; error?: Error }> {
   const r = await ringP;
-  return collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, plaintext: bytesSource(plain), plaintextSize }, threads));
+  return withFile(plain, start, (fd) => collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, file: { fd, start }, plaintextSize }, threads)));
 }
 
 /** What the sequential reader releases from `stored` (its update then final), and how it fails. */
@@ -67,8 +90,9 @@ async function openSequential(stored: Buffer): Promise<{ bytes: Buffer; error?: 
   return { bytes: Buffer.concat(out) };
 }
 
-async function openParallel(stored: Buffer, threads: number): Promise<{ bytes: Buffer; error?: Error }> {
-  return collect(openInParallel(bytesSource(stored), { keyRing: await ringP, identity: ID }, threads));
+async function openParallel(stored: Buffer, threads: number, start = 0): Promise<{ bytes: Buffer; error?: Error }> {
+  const keyRing = await ringP;
+  return withFile(stored, start, (fd) => collect(openInParallel({ fd, start, size: stored.length }, { keyRing, identity: ID }, threads)));
 }
 
 const plaintextOf = (size: number, seed: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
@@ -80,7 +104,7 @@ describe('sealInParallel', () => {
       const plain = plaintextOf(size, size);
       const expected = await sealSequential(plain);
       for (const threads of [1, 2, 4]) {
-        const got = await sealParallel(plain, threads);
+        const got = await sealParallel(plain, threads, plain.length, threads === 2 ? 7 : 0); // and from inside a file
         expect(got.error).toBeUndefined();
         expect(got.bytes.equals(expected), `size ${size}, ${threads} threads`).toBe(true);
       }
@@ -103,7 +127,7 @@ describe('openInParallel', () => {
       const plain = plaintextOf(size, size + 1);
       const stored = await sealSequential(plain);
       for (const threads of [1, 2, 4]) {
-        const got = await openParallel(stored, threads);
+        const got = await openParallel(stored, threads, threads === 2 ? 5 : 0);
         expect(got.error).toBeUndefined();
         expect(got.bytes.equals(plain), `size ${size}, ${threads} threads`).toBe(true);
       }
@@ -154,14 +178,28 @@ describe('openInParallel', () => {
 describe('GcmThreads', () => {
   it('refuses a slot it does not have, and every job once closed', async () => {
     const gcm = new GcmThreads(1, 2, 1024);
-    expect(() => gcm.input(2)).toThrow(new RangeError('no slot 2 (2 slots)'));
     const cipher = { key: Buffer.alloc(32, 1), nonce: Buffer.alloc(12), aad: Buffer.alloc(0) };
-    gcm.input(0).fill(5);
-    const sealed = Buffer.from(await gcm.seal(0, 100, cipher));
-    expect(sealed.length).toBe(100 + TAG_SIZE);
-    gcm.input(1).set(sealed);
-    expect((await gcm.open(1, sealed.length, cipher))?.equals(Buffer.alloc(100, 5))).toBe(true);
+    await withFile(Buffer.alloc(100, 5), 0, async (fd) => {
+      await expect(gcm.seal(2, { fd, position: 0, length: 100 }, cipher)).rejects.toThrow(new RangeError('slot 2 is not free (2 slots)'));
+      const sealed = await gcm.seal(0, { fd, position: 0, length: 100 }, cipher);
+      expect([sealed.read, sealed.output?.length]).toEqual([100, 100 + TAG_SIZE]);
+      // A slot whose chunk is still in a thread is refused.
+      const first = gcm.seal(1, { fd, position: 0, length: 100 }, cipher);
+      await expect(gcm.seal(1, { fd, position: 0, length: 100 }, cipher)).rejects.toThrow(new RangeError('slot 1 is not free (2 slots)'));
+      await first;
+      // Past the end of the file: what was read, and no output.
+      expect(await gcm.seal(1, { fd, position: 50, length: 100 }, cipher)).toEqual({ read: 50, output: undefined });
+      const stored = Buffer.from(sealed.output ?? Buffer.alloc(0));
+      await withFile(stored, 3, async (fd2) => {
+        expect((await gcm.open(0, { fd: fd2, position: 3, length: stored.length }, cipher)).output?.equals(Buffer.alloc(100, 5))).toBe(true);
+        expect(await gcm.open(0, { fd: fd2, position: 4, length: stored.length }, cipher)).toEqual({ read: stored.length - 1, output: undefined });
+        expect(await gcm.open(0, { fd: fd2, position: 3, length: 10 }, cipher)).toEqual({ read: 10, output: undefined }); // shorter than a tag: refused without a thread
+        expect(await gcm.open(0, { fd: fd2, position: 2, length: stored.length }, { ...cipher, nonce: Buffer.alloc(12, 1) })).toEqual({ read: stored.length, output: undefined });
+      });
+      // A read that fails is the thread's answer, with its code.
+      await expect(gcm.seal(0, { fd: 987_654, position: 0, length: 10 }, cipher)).rejects.toMatchObject({ code: 'EBADF' });
+    });
     await gcm.close();
-    await expect(gcm.seal(0, 100, cipher)).rejects.toThrow('the cipher threads were closed');
+    await expect(gcm.seal(0, { fd: 0, position: 0, length: 1 }, cipher)).rejects.toThrow('the cipher threads were closed');
   });
 });

@@ -1,12 +1,12 @@
 /**
- * encrypt and decrypt when stdin is a regular file: the file is read chunk by chunk, chunks are sealed or
- * opened on one worker thread per core (src/core/format/gcmThreads.ts), and the output goes to stdout in 4 MiB
+ * encrypt and decrypt when stdin is a regular file: chunks are read, by position from the file's start, and
+ * sealed or opened on one worker thread per core (src/core/format/gcmThreads.ts); the output goes to stdout in 4 MiB
  * blocks, with no stream in between (a file read through process.stdin comes in 64 KiB chunks, each a fresh
  * buffer). The format and the checks are the codec's own (sealInParallel, openInParallel): only the plumbing
  * differs from the stream path, which pipes and terminals take.
  */
-import { fstatSync } from 'node:fs';
-import { CheckedBytes, fdBytes } from '../core/byteSource.ts';
+import { fstatSync, readSync } from 'node:fs';
+import { IntegrityError } from '../core/errors.ts';
 import { defaultThreads, openInParallel, sealInParallel, type DecryptOptions, type SealOptions } from '../core/format/index.ts';
 
 const BLOCK = 4 * 1024 * 1024;
@@ -90,15 +90,17 @@ class BlockWriter {
   }
 }
 
-/** Seals the file on `fd` (`size` bytes from its current position) to `out`, chunks sealed on every core. */
+/** Seals the file on `fd` (its `size` bytes, read by position from its start) to `out`, chunks sealed on every
+ *  core; IntegrityError when the file grew meanwhile. */
 export async function sealFile(fd: number, size: number, options: Omit<SealOptions, 'plaintext' | 'plaintextSize'>, out: NodeJS.WritableStream): Promise<void> {
-  const plaintext = new CheckedBytes(fdBytes(fd), { size, digest: false, what: 'stdin' });
-  await writeAll(sealInParallel({ ...options, plaintext, plaintextSize: size }, defaultThreads()), out);
+  await writeAll(sealInParallel({ ...options, file: { fd, start: 0 }, plaintextSize: size }, defaultThreads()), out);
+  if (readSync(fd, Buffer.alloc(1), 0, 1, size) > 0) throw new IntegrityError('size', String(size), `more than ${size} bytes`, 'stdin');
 }
 
-/** Opens the file on `fd` (format v1, length from its end) to `out`, chunks opened on every core; only verified chunks are written. */
-export async function openFile(fd: number, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, out: NodeJS.WritableStream): Promise<void> {
-  await writeAll(openInParallel(fdBytes(fd), options, defaultThreads()), out);
+/** Opens the file on `fd` (format v1, its `size` bytes, read by position from its start) to `out`, chunks
+ *  opened on every core; only verified chunks are written. */
+export async function openFile(fd: number, size: number, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, out: NodeJS.WritableStream): Promise<void> {
+  await writeAll(openInParallel({ fd, start: 0, size }, options, defaultThreads()), out);
 }
 
 /** Pieces this large are written as they are; smaller ones are gathered into 4 MiB blocks. */

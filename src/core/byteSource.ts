@@ -4,12 +4,11 @@
  * 1 MiB allocation the kernel must fault in, then garbage); a ByteSource fills the part buffer the upload
  * already holds, so the bytes are read once, into memory that is reused part after part.
  *
- *   fileBytes       positional reads of an open file, straight into the target (fdBytes: of a descriptor);
+ *   fileBytes       positional reads of an open file, straight into the target;
  *   readableBytes   any Readable (an S3 GET body): its chunks copied into the target;
  *   CheckedBytes    the size and SHA-256 checks of VerifyingMeter on a ByteSource (the upload's source).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { IntegrityError, TruncatedError } from './errors.ts';
@@ -30,23 +29,6 @@ export function fileBytes(handle: Pick<FileHandle, 'read'>, start = 0): ByteSour
         if (bytesRead === 0) break;
         filled += bytesRead;
         position += bytesRead;
-      }
-      return filled;
-    },
-  };
-}
-
-/** Sequential reads of the descriptor `fd` from its current position (the CLI's stdin when it is a file). */
-export function fdBytes(fd: number): ByteSource {
-  const readAt = (target: Buffer, offset: number): Promise<number> =>
-    new Promise((resolve, reject) => read(fd, target, offset, target.length - offset, null, (err, n) => (err ? reject(err) : resolve(n))));
-  return {
-    async read(target) {
-      let filled = 0;
-      while (filled < target.length) {
-        const n = await readAt(target, filled);
-        if (n === 0) break;
-        filled += n;
       }
       return filled;
     },

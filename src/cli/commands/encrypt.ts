@@ -57,7 +57,8 @@ export const decryptCommand = defineCommand({
     // it had before this command, so what it wrote cannot be mistaken for a whole segment.
     const before = ctx.stdout === process.stdout ? regularFileSize(1) : undefined;
     try {
-      if (ctx.stdin === process.stdin && regularFileSize(0) !== undefined) await openFile(0, { keyRing, identity }, ctx.stdout);
+      const size = ctx.stdin === process.stdin ? regularFileSize(0) : undefined;
+      if (size !== undefined) await openFile(0, size, { keyRing, identity }, ctx.stdout);
       else await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
     } catch (err) {
       if (before !== undefined) ftruncateSync(1, before);

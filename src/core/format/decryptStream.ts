@@ -6,14 +6,14 @@
  * States: awaiting the header → reading chunks (chunkReader.ts: deciphered as they arrive, released once
  * verified) → finished (any byte more is refused). Only the header is queued; chunk bytes are never copied.
  */
+import { readSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { AuthenticationError, InvalidRangeError, MalformedHeaderError } from '../errors.ts';
-import type { ByteSource } from '../byteSource.ts';
+import { AuthenticationError, InvalidRangeError, MalformedHeaderError, TruncatedError } from '../errors.ts';
 import type { KeyRing } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ByteQueue } from './byteQueue.ts';
 import { GcmThreads } from './gcmThreads.ts';
-import { ChunkCipher } from './chunkCipher.ts';
+import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
 import { openFinalChunk, SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
 import { HEADER_SIZE, parseHeader, type Header } from './header.ts';
 import type { RangePlan } from './layout.ts';
@@ -135,53 +135,64 @@ export class DecryptStream extends Transform {
   }
 }
 
+/** Where openInParallel reads: the stored object is the `size` bytes of a file from `start`. */
+export interface StoredFile {
+  readonly fd: number;
+  readonly start: number;
+  readonly size: number;
+}
+
 /**
- * The plaintext of a whole stored object (format v1, size unknown: the last chunk is the one `source` ends
- * with), as verified chunks in order, chunks opened on `threads` worker threads at once (gcmThreads.ts): the
- * Decryptor's checks and errors, for the CLI's decrypt of a file, where the cores rather than the memory are
- * the limit. A chunk is yielded only after it and every chunk before it verified. Each buffer yielded is valid
- * only until the next is asked for (a slot later chunks are opened into). Memory: 2 × `threads` + 1 chunk
- * slots, in and out.
+ * The plaintext of a whole stored object in a file (format v1), as verified chunks in order, chunks read and
+ * opened on `threads` worker threads at once (gcmThreads.ts): the Decryptor's checks and errors, for the CLI's
+ * decrypt of a file, where the cores rather than the memory are the limit. As for a stream, the last chunk is
+ * the one the object ends with. A chunk is yielded only after it and every chunk before it verified. Each
+ * buffer yielded is valid only until the next is asked for (a slot later chunks are opened into). Memory:
+ * 2 × `threads` chunks, and the last one.
  */
-export async function* openInParallel(source: ByteSource, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, threads: number): AsyncGenerator<Buffer> {
-  const raw = Buffer.allocUnsafe(HEADER_SIZE);
-  const got = await source.read(raw);
+export async function* openInParallel(file: StoredFile, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, threads: number): AsyncGenerator<Buffer> {
+  const raw = Buffer.alloc(Math.max(0, Math.min(HEADER_SIZE, file.size)));
+  const got = readFully(file.fd, raw, file.start);
   if (got < HEADER_SIZE) throw headerCutShort(got);
   const header = parseHeader(raw);
   const cipher = new ChunkCipher(options.keyRing.find(header.keyId).master, header, options.identity);
   const chunkSize = 2 ** header.chunkLog2;
-  // Chunk i is read into slot i % slots. Meanwhile chunk i - 1 is held (not yet sent: whether it is the last is
-  // known only now) and at most slots - 2 chunks before it are pending: the slot's previous user, chunk
-  // i - slots, was yielded, and the caller is done with it since it asked for the next buffer.
-  const slots = 2 * threads + 1;
+  const stored = chunkSize + TAG_SIZE;
+  const body = file.size - HEADER_SIZE;
+  const slots = 2 * threads;
   const gcm = new GcmThreads(threads, slots, chunkSize);
-  const pending: { readonly index: number; readonly opening: Promise<Buffer | undefined> }[] = [];
-  const opened = async (): Promise<Buffer> => {
-    const { index, opening } = pending.shift() ?? { index: -1, opening: Promise.reject(new Error('no chunk pending')) };
-    const plain = await opening;
-    if (plain === undefined) throw new AuthenticationError(index);
-    return plain;
-  };
+  // Chunk i goes into slot i % slots; its previous user, chunk i - slots, was yielded and is done with.
+  const pending: Promise<Buffer>[] = [];
   try {
     let index = 0;
-    let held = gcm.input(0);
-    let heldBytes = await source.read(held);
-    while (heldBytes === held.length) {
-      const next = gcm.input((index + 1) % slots);
-      const n = await source.read(next);
-      if (n === 0) break; // the full chunk held is the final one
-      // A byte beyond a full chunk: it was a middle chunk.
-      const opening = gcm.open(index % slots, heldBytes, cipher.params(index, false));
+    // A chunk followed by at least one byte is a middle chunk.
+    for (; (index + 1) * stored < body; index++) {
+      const at = index;
+      const region = { fd: file.fd, position: file.start + HEADER_SIZE + at * stored, length: stored };
+      const opening = gcm.open(at % slots, region, cipher.params(at, false)).then(({ read, output }) => {
+        if (read < stored) throw new TruncatedError(`object ended inside chunk ${at} while it was read (${read} of ${stored} bytes): it was truncated`, { chunkIndex: at });
+        if (output === undefined) throw new AuthenticationError(at);
+        return output;
+      });
       opening.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
-      pending.push({ index: index++, opening });
-      if (pending.length === slots - 1) yield await opened();
-      [held, heldBytes] = [next, n];
+      pending.push(opening);
+      if (pending.length === slots) yield await (pending.shift() ?? Promise.reject(new Error('no chunk pending')));
     }
-    while (pending.length > 0) yield await opened();
-    yield openFinalChunk(cipher, index, held.subarray(0, heldBytes), chunkSize);
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
+    const last = Buffer.alloc(Math.max(0, body - index * stored));
+    const n = readFully(file.fd, last, file.start + HEADER_SIZE + index * stored);
+    yield openFinalChunk(cipher, index, last.subarray(0, n), chunkSize);
   } finally {
+    await Promise.allSettled(pending);
     await gcm.close();
   }
+}
+
+/** Reads `target.length` bytes of `fd` from `position` (fewer only at the file's end); the count. */
+function readFully(fd: number, target: Buffer, position: number): number {
+  let filled = 0;
+  for (let n = 1; filled < target.length && n > 0; filled += n) n = readSync(fd, target, filled, target.length - filled, position + filled);
+  return filled;
 }
 
 /** The error of a stored object that ends before its header does. */

@@ -1,60 +1,89 @@
 /**
- * AES-256-GCM of whole chunks on worker threads: the CLI's encrypt and decrypt of a file use every core, and a
- * chunk's memory moves between threads rather than being copied (sealInParallel, openInParallel). A thread
- * runs only the cipher, with the key, nonce and associated data it is handed: what they are is ChunkCipher's
- * (chunkCipher.ts), so the format stays in one place.
+ * AES-256-GCM of whole chunks of a file on worker threads: the CLI's encrypt and decrypt of a file use every
+ * core (sealInParallel, openInParallel). A thread reads its chunk from the file itself, a piece at a time into
+ * one small buffer of its own, and writes the result into a slot whose memory moves between threads rather than
+ * being copied. It runs only the cipher, with the key, nonce and associated data it is handed: what they are is
+ * ChunkCipher's (chunkCipher.ts), so the format stays in one place.
  *
- * Why threads of our own rather than WebCrypto on libuv's pool: WebCrypto copies each input, allocates each
- * output and zeroes its copy with OPENSSL_cleanse; `perf record` of a 1 GiB encrypt showed those copies and the
- * cleanse at 22 % of all CPU, beside 20 % for the cipher itself (docs/DEVELOPMENT.md, goal 5).
+ * Why: `perf record` of a 1 GiB encrypt (docs/DEVELOPMENT.md, goal 5) showed WebCrypto on libuv's pool copying
+ * each input and zeroing the copy (22 % of all CPU, beside 20 % for the cipher), and then, with our own threads,
+ * the kernel's copy of the file into 1 MiB buffers at 19 %: a read into a buffer that is not in the CPU's cache
+ * costs about 3× one into a small buffer that stays there (`read` of the same 1 GiB file, 0.50–0.60 s of system
+ * time into 1 MiB buffers against 0.14–0.17 s into one 64 or 128 KiB buffer).
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { TAG_SIZE, type GcmParams } from './chunkCipher.ts';
 
-/** Bytes per update in a thread: larger than chunkCipher.ts's CIPHER_PIECE, since a thread's allocator keeps
- *  outputs of this size for reuse; fewer calls cost less CPU (docs/DEVELOPMENT.md, goal 5). */
-const THREAD_PIECE = 256 * 1024;
+/** Bytes per read and per cipher update in a thread: a buffer this small stays in the core's cache. */
+const THREAD_PIECE = 128 * 1024;
 
 /**
  * The thread's code, plain JavaScript run with `eval` (so it loads the same way from the TypeScript sources,
- * the bundle and the tests). A job brings a slot's memory: the input holds the plaintext or the stored chunk
- * (ciphertext then tag), the output receives the other; both go back with the answer. Each update is
- * THREAD_PIECE bytes. Reply: the bytes written, or -1 when the tag does not verify.
+ * the bundle and the tests). A job names a region of a file: a plaintext chunk to seal, or a stored chunk
+ * (ciphertext then tag) to open; it brings the slot's output memory, which goes back with the answer. Answer:
+ * the bytes read (fewer than asked when the file ended), the bytes written, or -1 when the tag does not verify;
+ * or the read's error.
  */
 const THREAD_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv } = require('node:crypto');
-const { piece, tagSize } = workerData;
-parentPort.on('message', ({ id, open, length, key, nonce, aad, inputMemory, outputMemory }) => {
-  const input = Buffer.from(inputMemory, 0, length);
+const { readSync } = require('node:fs');
+const { pieceSize, tagSize } = workerData;
+const piece = Buffer.allocUnsafe(pieceSize);
+const tag = Buffer.allocUnsafe(tagSize);
+parentPort.on('message', ({ id, open, fd, position, length, key, nonce, aad, outputMemory }) => {
   const output = Buffer.from(outputMemory);
-  const body = open ? input.subarray(0, length - tagSize) : input;
-  const cipher = open ? createDecipheriv('aes-256-gcm', key, nonce) : createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(aad);
-  if (open) cipher.setAuthTag(input.subarray(length - tagSize));
-  let at = 0;
-  for (let from = 0; from < body.length; from += piece) at += cipher.update(body.subarray(from, from + piece)).copy(output, at);
+  const body = open ? length - tagSize : length;
+  let read = 0;
+  let bytes = 0;
   try {
-    at += cipher.final().copy(output, at);
-    if (!open) at += cipher.getAuthTag().copy(output, at);
-  } catch {
-    at = -1; // the tag did not verify
+    const cipher = open ? createDecipheriv('aes-256-gcm', key, nonce) : createCipheriv('aes-256-gcm', key, nonce);
+    cipher.setAAD(aad);
+    for (let n = 1; read < body && n > 0; read += n) {
+      n = readSync(fd, piece, 0, Math.min(pieceSize, body - read), position + read);
+      bytes += cipher.update(piece.subarray(0, n)).copy(output, bytes);
+    }
+    if (open && read === body) {
+      const got = readSync(fd, tag, 0, tagSize, position + body);
+      read += got;
+      if (got === tagSize) cipher.setAuthTag(tag);
+    }
+    if (read === length) {
+      try {
+        bytes += cipher.final().copy(output, bytes);
+        if (!open) bytes += cipher.getAuthTag().copy(output, bytes);
+      } catch {
+        bytes = -1; // the tag did not verify
+      }
+    }
+    parentPort.postMessage({ id, read, bytes, outputMemory }, [outputMemory]);
+  } catch (err) {
+    parentPort.postMessage({ id, error: { message: err.message, code: err.code }, outputMemory }, [outputMemory]);
   }
-  parentPort.postMessage({ id, bytes: at, inputMemory, outputMemory }, [inputMemory, outputMemory]);
 });
 `;
 
 interface Reply {
   readonly id: number;
-  readonly bytes: number;
-  readonly inputMemory: ArrayBuffer;
+  readonly read?: number;
+  readonly bytes?: number;
+  readonly error?: { readonly message: string; readonly code?: string };
   readonly outputMemory: ArrayBuffer;
 }
 
-interface Slot {
-  input: ArrayBuffer;
-  output: ArrayBuffer;
+/** A chunk's bytes in a file: `length` bytes at `position` of the open descriptor `fd`. */
+export interface FileRegion {
+  readonly fd: number;
+  readonly position: number;
+  readonly length: number;
+}
+
+/** What a thread did with a chunk: the bytes it read (fewer than the region's when the file ended first) and,
+ *  when it read them all, the result in the slot (undefined when a stored chunk's tag does not verify). */
+export interface ChunkResult {
+  readonly read: number;
+  readonly output: Buffer | undefined;
 }
 
 /** How many threads a file's codec starts by default: one per core, at most 4. */
@@ -63,22 +92,22 @@ export function defaultThreads(): number {
 }
 
 /**
- * `slots` pairs of buffers (each a chunk and a tag) and `threads` workers that seal or open the chunk in a slot.
- * A slot's memory is moved to the thread with the job and back with the answer (transferred, not copied; not
- * shared either, since V8 copies into and out of shared memory with a slow atomic-safe copy). A caller fills
- * input(slot), calls seal or open, and reuses the slot once the promise settled and it is done with the output.
+ * `slots` output buffers (each a chunk and a tag) and `threads` workers that seal or open a chunk of a file
+ * into a slot. A slot's memory is moved to the thread with the job and back with the answer (transferred: not
+ * copied, nor shared, since V8 copies into and out of shared memory with a slow atomic-safe copy). A caller
+ * reuses a slot once its promise settled and it is done with the output.
  */
 export class GcmThreads {
-  readonly #slots: Slot[];
+  readonly #slots: ArrayBuffer[];
   readonly #workers: Worker[];
-  readonly #waiting = new Map<number, { slot: Slot; resolve: (bytes: number) => void; reject: (err: Error) => void }>();
+  readonly #waiting = new Map<number, { slot: number; resolve: (reply: Reply) => void; reject: (err: Error) => void }>();
   #nextId = 0;
   #failure: Error | undefined;
 
   constructor(threads: number, slots: number, chunkBytes: number) {
-    this.#slots = Array.from({ length: slots }, () => ({ input: new ArrayBuffer(chunkBytes + TAG_SIZE), output: new ArrayBuffer(chunkBytes + TAG_SIZE) }));
+    this.#slots = Array.from({ length: slots }, () => new ArrayBuffer(chunkBytes + TAG_SIZE));
     this.#workers = Array.from({ length: Math.max(1, threads) }, () => {
-      const worker = new Worker(THREAD_CODE, { eval: true, workerData: { piece: THREAD_PIECE, tagSize: TAG_SIZE } });
+      const worker = new Worker(THREAD_CODE, { eval: true, workerData: { pieceSize: THREAD_PIECE, tagSize: TAG_SIZE } });
       worker.on('message', (reply: Reply) => this.#settle(reply));
       worker.on('error', (err) => this.#fail(err));
       worker.on('exit', (code) => this.#fail(new Error(`a cipher thread exited (code ${code}) with chunks still in it`)));
@@ -86,22 +115,15 @@ export class GcmThreads {
     });
   }
 
-  /** The buffer a chunk is put in before seal or open (its whole length: a chunk and a tag). */
-  input(slot: number): Buffer {
-    return Buffer.from(this.#slot(slot).input);
+  /** Seals the plaintext chunk in `region` into `slot`: the stored chunk (ciphertext, tag). */
+  seal(slot: number, region: FileRegion, params: GcmParams): Promise<ChunkResult> {
+    return this.#run(false, slot, region, params);
   }
 
-  /** Seals the first `length` bytes of input(slot); resolves with the stored chunk (ciphertext, tag), in the slot's output. */
-  async seal(slot: number, length: number, params: GcmParams): Promise<Buffer> {
-    const bytes = await this.#run(false, slot, length, params);
-    return Buffer.from(this.#slot(slot).output, 0, bytes);
-  }
-
-  /** Opens the stored chunk in the first `length` bytes of input(slot): its plaintext, in the slot's output, or undefined if the tag does not verify. */
-  async open(slot: number, length: number, params: GcmParams): Promise<Buffer | undefined> {
-    if (length < TAG_SIZE) return undefined;
-    const bytes = await this.#run(true, slot, length, params);
-    return bytes < 0 ? undefined : Buffer.from(this.#slot(slot).output, 0, bytes);
+  /** Opens the stored chunk (ciphertext, tag) in `region` into `slot`: its plaintext, or undefined if the tag does not verify. */
+  async open(slot: number, region: FileRegion, params: GcmParams): Promise<ChunkResult> {
+    if (region.length < TAG_SIZE) return { read: region.length, output: undefined }; // not even a tag: cannot verify
+    return this.#run(true, slot, region, params);
   }
 
   /** Stops every thread (a chunk still in one is abandoned). */
@@ -110,36 +132,33 @@ export class GcmThreads {
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 
-  #run(open: boolean, index: number, length: number, params: GcmParams): Promise<number> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const slot = this.#slot(index);
+  async #run(open: boolean, slot: number, region: FileRegion, params: GcmParams): Promise<ChunkResult> {
+    if (this.#failure !== undefined) throw this.#failure;
+    const outputMemory = this.#slots[slot];
+    if (outputMemory === undefined || outputMemory.byteLength === 0) throw new RangeError(`slot ${slot} is not free (${this.#slots.length} slots)`);
     const id = this.#nextId++;
     const worker = this.#workers[id % this.#workers.length];
-    return new Promise<number>((resolve, reject) => {
+    const reply = await new Promise<Reply>((resolve, reject) => {
       this.#waiting.set(id, { slot, resolve, reject });
-      const { input: inputMemory, output: outputMemory } = slot;
-      worker?.postMessage({ id, open, length, key: params.key, nonce: params.nonce, aad: params.aad, inputMemory, outputMemory }, [inputMemory, outputMemory]);
+      worker?.postMessage({ id, open, ...region, key: params.key, nonce: params.nonce, aad: params.aad, outputMemory }, [outputMemory]);
     });
+    if (reply.error !== undefined) throw Object.assign(new Error(reply.error.message), reply.error.code === undefined ? {} : { code: reply.error.code });
+    const read = reply.read ?? 0;
+    const bytes = reply.bytes ?? 0;
+    return { read, output: read < region.length || bytes < 0 ? undefined : Buffer.from(reply.outputMemory, 0, bytes) };
   }
 
-  #settle({ id, bytes, inputMemory, outputMemory }: Reply): void {
-    const waiting = this.#waiting.get(id);
-    this.#waiting.delete(id);
+  #settle(reply: Reply): void {
+    const waiting = this.#waiting.get(reply.id);
+    this.#waiting.delete(reply.id);
     if (waiting === undefined) return;
-    waiting.slot.input = inputMemory;
-    waiting.slot.output = outputMemory;
-    waiting.resolve(bytes);
+    this.#slots[waiting.slot] = reply.outputMemory;
+    waiting.resolve(reply);
   }
 
   #fail(err: Error): void {
     this.#failure ??= err;
     for (const { reject } of this.#waiting.values()) reject(err);
     this.#waiting.clear();
-  }
-
-  #slot(index: number): Slot {
-    const slot = this.#slots[index];
-    if (slot === undefined) throw new RangeError(`no slot ${index} (${this.#slots.length} slots)`);
-    return slot;
   }
 }

@@ -81,39 +81,48 @@ export class SealedBytes implements ByteSource {
   }
 }
 
+/** What sealInParallel seals: the plaintext is `plaintextSize` bytes of a file from `start`. */
+export interface FileSealOptions extends Omit<SealOptions, 'plaintext'> {
+  readonly file: { readonly fd: number; readonly start: number };
+}
+
 /**
- * The stored object as buffers (the header, then each sealed chunk, in order), chunks sealed on `threads`
- * worker threads at once (gcmThreads.ts): the same bytes as SealedBytes, for the CLI's encrypt of a file, where
- * the cores rather than the memory are the limit. Each buffer yielded is valid only until the next is asked
- * for (it is a slot the next chunks are sealed into). Memory: 2 × `threads` chunk slots, in and out.
+ * The stored object as buffers (the header, then each sealed chunk, in order), chunks read from the file and
+ * sealed on `threads` worker threads at once (gcmThreads.ts): the same bytes as SealedBytes, for the CLI's
+ * encrypt of a file, where the cores rather than the memory are the limit. Each buffer yielded is valid only
+ * until the next is asked for (it is a slot later chunks are sealed into). TruncatedError when the file ends
+ * before `plaintextSize`. Memory: 2 × `threads` sealed chunks.
  */
-export async function* sealInParallel(options: SealOptions, threads: number): AsyncGenerator<Buffer> {
+export async function* sealInParallel(options: FileSealOptions, threads: number): AsyncGenerator<Buffer> {
   const { header, cipher, chunks } = begin(options);
-  const chunkSize = Math.min(2 ** header.chunkLog2, options.plaintextSize);
+  const chunkSize = 2 ** header.chunkLog2;
   const slots = 2 * threads;
-  const gcm = new GcmThreads(threads, slots, chunkSize);
-  // Chunk i goes through slot i % slots. Its previous user, chunk i - slots, was yielded (at most `slots` are
+  const gcm = new GcmThreads(threads, slots, Math.min(chunkSize, options.plaintextSize));
+  // Chunk i goes into slot i % slots. Its previous user, chunk i - slots, was yielded (at most `slots` are
   // pending) and the caller is done with it, since it asked for the next buffer.
   const pending: Promise<Buffer>[] = [];
   try {
     yield header.raw;
     for (let index = 0; index < chunks; index++) {
-      const slot = index % slots;
-      const plain = gcm.input(slot).subarray(0, chunkPlainSize(options.plaintextSize, header.chunkLog2, index));
-      await readChunk(options.plaintext, plain, index);
-      const sealing = gcm.seal(slot, plain.length, cipher.params(index, index === chunks - 1));
+      const length = chunkPlainSize(options.plaintextSize, header.chunkLog2, index);
+      const region = { fd: options.file.fd, position: options.file.start + index * chunkSize, length };
+      const sealing = gcm.seal(index % slots, region, cipher.params(index, index === chunks - 1)).then(({ read, output }) => {
+        if (output === undefined) throw new TruncatedError(`plaintext ended inside chunk ${index} (${read} of ${length} bytes)`, { chunkIndex: index });
+        return output;
+      });
       sealing.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
       pending.push(sealing);
       if (pending.length === slots) yield await (pending.shift() ?? Promise.reject(new Error('no seal pending')));
     }
     for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
   } finally {
+    await Promise.allSettled(pending);
     await gcm.close();
   }
 }
 
 /** The header (salt random unless given), the cipher and the number of chunks of the object to seal. */
-function begin(options: SealOptions): { header: Header; cipher: ChunkCipher; chunks: number } {
+function begin(options: Omit<SealOptions, 'plaintext'>): { header: Header; cipher: ChunkCipher; chunks: number } {
   const header = encodeHeader(options.chunkLog2 ?? DEFAULT_CHUNK_LOG2, options.key.keyId, options.salt ?? randomBytes(SALT_SIZE));
   return { header, cipher: new ChunkCipher(options.key.master, header, options.identity), chunks: chunkCount(options.plaintextSize, header.chunkLog2) };
 }
