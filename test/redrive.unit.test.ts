@@ -52,12 +52,15 @@ function deadLetterQueue(messages: Message[], refuse: (body: string) => boolean 
     StartMessageMoveTask: () => sqsError('InvalidAction', 400, 'The action StartMessageMoveTask is not valid for this endpoint.'),
     GetQueueAttributes: () => ({ Attributes: { ApproximateNumberOfMessages: String(visible.length), ApproximateNumberOfMessagesNotVisible: String(inFlight.size) } }),
     ReceiveMessage: (input) => {
-      const taken = visible.splice(0, Number(input.MaxNumberOfMessages));
+      const max = Number(input.MaxNumberOfMessages);
+      if (!(max >= 1 && max <= 10)) return sqsError('InvalidParameterValue', 400, `MaxNumberOfMessages ${max} is not 1 to 10`); // as SQS
+      const taken = visible.splice(0, max);
       for (const m of taken) inFlight.set(m.ReceiptHandle ?? '', m);
       return { Messages: taken };
     },
     SendMessageBatch: (input) => {
       const entries = input.Entries as { Id: string; MessageBody: string }[];
+      if (entries.length === 0) return sqsError('AWS.SimpleQueueService.EmptyBatchRequest', 400, 'There should be at least one entry'); // as SQS
       return {
         Successful: entries.filter((e) => !refuse(e.MessageBody)).map((e) => ({ Id: e.Id })),
         Failed: entries.filter((e) => refuse(e.MessageBody)).map((e) => ({ Id: e.Id, Code: 'InvalidParameterValue', SenderFault: true })),
@@ -211,6 +214,13 @@ describe('redrive by receive, send and delete', () => {
     expect(fake.named('DeleteMessageBatch')).toEqual([{ QueueUrl: QUEUE.deadLetter.url, Entries: [{ Id: 'd0', ReceiptHandle: 'rh-0' }, { Id: 'd1', ReceiptHandle: 'rh-2' }] }]);
     expect(fake.named('ChangeMessageVisibilityBatch')).toEqual([{ QueueUrl: QUEUE.deadLetter.url, Entries: [{ Id: 'v0', ReceiptHandle: 'rh-1', VisibilityTimeout: 0 }] }]);
     expect(fake.visible.map((m) => m.MessageId)).toEqual(['id-1']);
+  });
+
+  it('a refusal in a full batch: the next receive asks only for what is left of the count, not for the refused one again', async () => {
+    const fake = deadLetterQueue(Array.from({ length: 12 }, (_, i) => message(i)), (body) => body === '{"segment":0}');
+    expect(await redrive(fake.sqs, QUEUE)).toEqual({ method: 'receive-and-send', moved: 11, failed: 1 });
+    expect(fake.named('ReceiveMessage').map((r) => r.MaxNumberOfMessages)).toEqual([10, 2]);
+    expect(fake.visible.map((m) => m.MessageId)).toEqual(['id-0']);
   });
 
   it('sends no delete when every message was refused, and no visibility change when none was', async () => {
