@@ -88,6 +88,9 @@ describe('bucket-storage verify', () => {
     const lines = out.trim().split('\n');
     expect(lines[0]).toMatch(/^verified 199 objects in 1 bucket \(read and authenticated, [\d.]+ MiB\): 196 intact, 1 missing, 2 corrupt, 1 unreadable$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2).join(' ')).sort()).toEqual([`corrupt vf/${FLIPPED}`, `corrupt vf/${TRUNCATED}`, `missing vf/${DELETED}`, `unreadable vf/${OTHER_KEY}`].sort());
+    // Printed in the order of where each was found (the missing one, found last, has a key and no s3:// URL).
+    const wheres = lines.slice(1).map((l) => l.split(/\s+/)[2] ?? '');
+    expect(wheres).toEqual([...wheres].sort((a, b) => a.localeCompare(b)));
     expect(out).toMatch(new RegExp(`corrupt\\s+vf/${FLIPPED}\\s+s3://${BUCKET}/${keyOf(FLIPPED)}\\s+AuthenticationError: authentication failed at chunk 1`));
     expect(out).toMatch(new RegExp(`corrupt\\s+vf/${TRUNCATED}\\s+s3://${BUCKET}/\\S+\\s+TruncatedError`));
     expect(out).toMatch(new RegExp(`unreadable vf/${OTHER_KEY}\\s+s3://${BUCKET}/\\S+\\s+UnknownKeyIdError`));
