@@ -121,6 +121,7 @@ describe('bucket-storage verify', () => {
     expect(missing.code).toBe(1);
     expect(missing.out).toMatch(new RegExp(`^verified 0 objects in 1 bucket .*: 0 intact, 1 missing, 0 corrupt, 0 unreadable\\nmissing +vf/${DELETED} +${keyOf(DELETED)} +in none of s3://${BUCKET}\\n$`));
     expect(await cli(['--dataspace', 'elsewhere', '--metadata'])).toMatchObject({ code: 0, out: expect.stringMatching(/^verified 0 objects/) });
+    expect((await cli(['--dataspace', 'vf', '--metadata'])).out).toMatch(/^verified 199 objects in 1 bucket/);
     expect((await cli(['--segment', 'seg-001'])).code).toBe(2);
   });
 });
