@@ -159,31 +159,26 @@ export async function* openInParallel(file: StoredFile, options: Pick<DecryptOpt
   const chunkSize = 2 ** header.chunkLog2;
   const stored = chunkSize + TAG_SIZE;
   const body = file.size - HEADER_SIZE;
-  const slots = 2 * threads;
-  const gcm = new GcmThreads(threads, slots, chunkSize);
-  // Chunk i goes into slot i % slots; its previous user, chunk i - slots, was yielded and is done with.
-  const pending: Promise<Buffer>[] = [];
-  try {
-    let index = 0;
-    // A chunk followed by at least one byte is a middle chunk.
-    for (; (index + 1) * stored < body; index++) {
-      const at = index;
-      const region = { fd: file.fd, position: file.start + HEADER_SIZE + at * stored, length: stored };
-      const opening = gcm.open(at % slots, region, cipher.params(at, false)).then(({ read, output }) => {
-        if (read < stored) throw new TruncatedError(`object ended inside chunk ${at} while it was read (${read} of ${stored} bytes): it was truncated`, { chunkIndex: at });
-        if (output === undefined) throw new AuthenticationError(at);
-        return output;
-      });
-      opening.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
-      pending.push(opening);
-      if (pending.length === slots) yield await (pending.shift() ?? Promise.reject(new Error('no chunk pending')));
+  const gcm = new GcmThreads(threads, 2 * threads, chunkSize);
+  // Every chunk followed by at least one byte is a middle chunk; the rest is the last one.
+  const middles = Math.max(0, Math.ceil(body / stored) - 1);
+  function* jobs(): Generator<(slot: number) => Promise<Buffer>> {
+    for (let index = 0; index < middles; index++) {
+      const region = { fd: file.fd, position: file.start + HEADER_SIZE + index * stored, length: stored };
+      yield (slot) =>
+        gcm.open(slot, region, cipher.params(index, false)).then(({ read, output }) => {
+          if (read < stored) throw new TruncatedError(`object ended inside chunk ${index} while it was read (${read} of ${stored} bytes): it was truncated`, { chunkIndex: index });
+          if (output === undefined) throw new AuthenticationError(index);
+          return output;
+        });
     }
-    for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
-    const last = Buffer.alloc(Math.max(0, body - index * stored));
-    const n = readFully(file.fd, last, file.start + HEADER_SIZE + index * stored);
-    yield openFinalChunk(cipher, index, last.subarray(0, n), chunkSize);
+  }
+  try {
+    yield* gcm.inOrder(jobs());
+    const last = Buffer.alloc(Math.max(0, body - middles * stored));
+    const n = readFully(file.fd, last, file.start + HEADER_SIZE + middles * stored);
+    yield openFinalChunk(cipher, middles, last.subarray(0, n), chunkSize);
   } finally {
-    await Promise.allSettled(pending);
     await gcm.close();
   }
 }

@@ -5,11 +5,11 @@
  * being copied. It runs only the cipher, with the key, nonce and associated data it is handed: what they are is
  * ChunkCipher's (chunkCipher.ts), so the format stays in one place.
  *
- * Why: `perf record` of a 1 GiB encrypt (docs/DEVELOPMENT.md, goal 5) showed WebCrypto on libuv's pool copying
- * each input and zeroing the copy (22 % of all CPU, beside 20 % for the cipher), and then, with our own threads,
- * the kernel's copy of the file into 1 MiB buffers at 19 %: a read into a buffer that is not in the CPU's cache
- * costs about 3× one into a small buffer that stays there (`read` of the same 1 GiB file, 0.50–0.60 s of system
- * time into 1 MiB buffers against 0.14–0.17 s into one 64 or 128 KiB buffer).
+ * Why: `perf record` of a 1 GiB encrypt (docs/DEVELOPMENT.md, goal 5) showed, with WebCrypto on libuv's pool,
+ * copies at 12 % of all samples and WebCrypto's zeroing of its input copies at 10 %, beside 20 % for the cipher;
+ * then, with our own threads, the kernel's copy of the file into 1 MiB buffers at 19 %: a read into a buffer
+ * that is not in the CPU's cache costs about 3× one into a small buffer that stays there (`readSync` of the same
+ * 1 GiB file, 0.47–0.79 s of system time into 1 MiB buffers against 0.14–0.16 s into one 64 or 128 KiB buffer).
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -124,6 +124,27 @@ export class GcmThreads {
   async open(slot: number, region: FileRegion, params: GcmParams): Promise<ChunkResult> {
     if (region.length < TAG_SIZE) return { read: region.length, output: undefined }; // not even a tag: cannot verify
     return this.#run(true, slot, region, params);
+  }
+
+  /**
+   * Starts each job of `jobs` on slot i % slots, at most `slots` in flight, and yields their results in order.
+   * A slot is reused only after the result it held was yielded and the caller asked for the next one, so each
+   * buffer yielded is valid until then. A job's failure is thrown when its turn comes.
+   */
+  async *inOrder(jobs: Iterable<(slot: number) => Promise<Buffer>>): AsyncGenerator<Buffer> {
+    const pending: Promise<Buffer>[] = [];
+    let index = 0;
+    try {
+      for (const job of jobs) {
+        const result = job(index++ % this.#slots.length);
+        result.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
+        pending.push(result);
+        if (pending.length === this.#slots.length) yield await (pending.shift() ?? Promise.reject(new Error('no chunk pending')));
+      }
+      for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
+    } finally {
+      await Promise.allSettled(pending);
+    }
   }
 
   /** Stops every thread (a chunk still in one is abandoned). */

@@ -96,27 +96,22 @@ export interface FileSealOptions extends Omit<SealOptions, 'plaintext'> {
 export async function* sealInParallel(options: FileSealOptions, threads: number): AsyncGenerator<Buffer> {
   const { header, cipher, chunks } = begin(options);
   const chunkSize = 2 ** header.chunkLog2;
-  const slots = 2 * threads;
-  const gcm = new GcmThreads(threads, slots, Math.min(chunkSize, options.plaintextSize));
-  // Chunk i goes into slot i % slots. Its previous user, chunk i - slots, was yielded (at most `slots` are
-  // pending) and the caller is done with it, since it asked for the next buffer.
-  const pending: Promise<Buffer>[] = [];
-  try {
-    yield header.raw;
+  const gcm = new GcmThreads(threads, 2 * threads, Math.min(chunkSize, options.plaintextSize));
+  function* jobs(): Generator<(slot: number) => Promise<Buffer>> {
     for (let index = 0; index < chunks; index++) {
       const length = chunkPlainSize(options.plaintextSize, header.chunkLog2, index);
       const region = { fd: options.file.fd, position: options.file.start + index * chunkSize, length };
-      const sealing = gcm.seal(index % slots, region, cipher.params(index, index === chunks - 1)).then(({ read, output }) => {
-        if (output === undefined) throw new TruncatedError(`plaintext ended inside chunk ${index} (${read} of ${length} bytes)`, { chunkIndex: index });
-        return output;
-      });
-      sealing.catch(() => undefined); // handled where it is awaited; this only keeps an early failure from being "unhandled"
-      pending.push(sealing);
-      if (pending.length === slots) yield await (pending.shift() ?? Promise.reject(new Error('no seal pending')));
+      yield (slot) =>
+        gcm.seal(slot, region, cipher.params(index, index === chunks - 1)).then(({ read, output }) => {
+          if (output === undefined) throw new TruncatedError(`plaintext ended inside chunk ${index} (${read} of ${length} bytes)`, { chunkIndex: index });
+          return output;
+        });
     }
-    for (let next = pending.shift(); next !== undefined; next = pending.shift()) yield await next;
+  }
+  try {
+    yield header.raw;
+    yield* gcm.inOrder(jobs());
   } finally {
-    await Promise.allSettled(pending);
     await gcm.close();
   }
 }
