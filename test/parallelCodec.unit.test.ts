@@ -72,9 +72,19 @@ async function withFile<T>(bytes: Buffer, start: number, use: (fd: number) => Pr
   }
 }
 
+/** Runs `use` with `threads` cipher threads, closed after. */
+async function withThreads<T>(threads: number, use: (gcm: GcmThreads) => Promise<T>): Promise<T> {
+  const gcm = new GcmThreads(threads);
+  try {
+    return await use(gcm);
+  } finally {
+    await gcm.close();
+  }
+}
+
 async function sealParallel(plain: Buffer, threads: number, plaintextSize = plain.length, start = 0): Promise<{ bytes: Buffer; error?: Error }> {
   const r = await ringP;
-  return withFile(plain, start, (fd) => collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, file: { fd, start }, plaintextSize }, threads)));
+  return withFile(plain, start, (fd) => withThreads(threads, (gcm) => collect(sealInParallel({ key: r.current!, identity: ID, chunkLog2: LOG2, salt: SALT, file: { fd, start }, plaintextSize }, gcm))));
 }
 
 /** What the sequential reader releases from `stored` (its update then final), and how it fails. */
@@ -92,7 +102,7 @@ async function openSequential(stored: Buffer): Promise<{ bytes: Buffer; error?: 
 
 async function openParallel(stored: Buffer, threads: number, start = 0): Promise<{ bytes: Buffer; error?: Error }> {
   const keyRing = await ringP;
-  return withFile(stored, start, (fd) => collect(openInParallel({ fd, start, size: stored.length }, { keyRing, identity: ID }, threads)));
+  return withFile(stored, start, (fd) => withThreads(threads, (gcm) => collect(openInParallel({ fd, start, size: stored.length }, { keyRing, identity: ID }, gcm))));
 }
 
 const plaintextOf = (size: number, seed: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff));
@@ -118,6 +128,21 @@ describe('sealInParallel', () => {
     const got = await sealParallel(plain, 2, 3 * CHUNK);
     expect(got.error).toBeInstanceOf(TruncatedError);
     expect(got.error?.message).toBe(`plaintext ended inside chunk 2 (10 of ${CHUNK} bytes)`);
+  });
+});
+
+describe('sealInParallel then openInParallel on the same threads', () => {
+  it('makes the slots again for each file (the CLI starts the threads before it knows the chunk size)', async () => {
+    const plain = plaintextOf(3 * CHUNK + 5, 9);
+    const keyRing = await ringP;
+    await withThreads(2, async (gcm) => {
+      const stored = await withFile(plain, 0, (fd) => collect(sealInParallel({ key: keyRing.current!, identity: ID, chunkLog2: LOG2, salt: SALT, file: { fd, start: 0 }, plaintextSize: 10 }, gcm)));
+      expect(stored.bytes.equals(await sealSequential(plain.subarray(0, 10)))).toBe(true);
+      const whole = await sealSequential(plain);
+      const opened = await withFile(whole, 0, (fd) => collect(openInParallel({ fd, start: 0, size: whole.length }, { keyRing, identity: ID }, gcm)));
+      expect(opened.error).toBeUndefined();
+      expect(opened.bytes.equals(plain)).toBe(true);
+    });
   });
 });
 
@@ -177,7 +202,8 @@ describe('openInParallel', () => {
 
 describe('GcmThreads', () => {
   it('refuses a slot it does not have, and every job once closed', async () => {
-    const gcm = new GcmThreads(1, 2, 1024);
+    const gcm = new GcmThreads(1);
+    gcm.setSlots(2, 1024);
     const cipher = { key: Buffer.alloc(32, 1), nonce: Buffer.alloc(12), aad: Buffer.alloc(0) };
     await withFile(Buffer.alloc(100, 5), 0, async (fd) => {
       await expect(gcm.seal(2, { fd, position: 0, length: 100 }, cipher)).rejects.toThrow(new RangeError('slot 2 is not free (2 slots)'));

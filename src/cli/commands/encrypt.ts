@@ -3,9 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import { ConfigError } from '../../core/errors.ts';
 import { loadKeyRing } from '../../core/encryptionKeys.ts';
 import { validateIdentity } from '../../core/objectKeys.ts';
-import { createDecryptStream, createEncryptStream, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2 } from '../../core/format/index.ts';
+import { createDecryptStream, createEncryptStream, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, type GcmThreads } from '../../core/format/index.ts';
 import { defineCommand, requireOption, UsageError, wholeNumberOption, type CommandContext } from '../command.ts';
-import { openFile, regularFileSize, sealFile } from '../fileCodec.ts';
+import { openFile, regularFileSize, sealFile, withCipherThreads } from '../fileCodec.ts';
 import { loadOfflineConfig } from '../offlineConfig.ts';
 
 const identityOptions = { dataspace: { type: 'string' }, segment: { type: 'string' } } as const;
@@ -30,14 +30,17 @@ export const encryptCommand = defineCommand({
     examples: ['bucket-storage encrypt --dataspace logs --segment seg-0001 < seg-0001 > seg-0001.bks'],
   },
   async run(ctx) {
-    const { config, identity, keyRing } = await setUp(ctx);
-    if (keyRing.current === undefined) {
-      throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_ENCRYPTION_KEY is off: there is no key to encrypt with');
-    }
-    const chunkLog2 = wholeNumberOption(ctx, 'chunk-log2', MIN_CHUNK_LOG2, MAX_CHUNK_LOG2) ?? config.chunkLog2;
-    const size = ctx.stdin === process.stdin ? regularFileSize(0) : undefined;
-    if (size !== undefined) await sealFile(0, size, { key: keyRing.current, identity, chunkLog2 }, ctx.stdout);
-    else await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
+    const size = stdinFileSize(ctx);
+    const encrypt = async (threads?: GcmThreads) => {
+      const { config, identity, keyRing } = await setUp(ctx);
+      if (keyRing.current === undefined) {
+        throw new ConfigError('S3_STORAGE_ENCRYPTION_KEY', 'S3_STORAGE_ENCRYPTION_KEY is off: there is no key to encrypt with');
+      }
+      const chunkLog2 = wholeNumberOption(ctx, 'chunk-log2', MIN_CHUNK_LOG2, MAX_CHUNK_LOG2) ?? config.chunkLog2;
+      if (size !== undefined && threads !== undefined) await sealFile(0, size, { key: keyRing.current, identity, chunkLog2 }, ctx.stdout, threads);
+      else await pipeline(ctx.stdin, createEncryptStream({ key: keyRing.current, identity, chunkLog2 }), ctx.stdout);
+    };
+    await (size === undefined ? encrypt() : withCipherThreads(encrypt));
     return 0;
   },
 });
@@ -52,21 +55,30 @@ export const decryptCommand = defineCommand({
     examples: ['bucket-storage decrypt --dataspace logs --segment seg-0001 < seg-0001.bks > seg-0001'],
   },
   async run(ctx) {
-    const { identity, keyRing } = await setUp(ctx);
-    // Only authenticated chunks reach stdout. If stdout is a regular file, a failure cuts it back to the size
-    // it had before this command, so what it wrote cannot be mistaken for a whole segment.
-    const before = ctx.stdout === process.stdout ? regularFileSize(1) : undefined;
-    try {
-      const size = ctx.stdin === process.stdin ? regularFileSize(0) : undefined;
-      if (size !== undefined) await openFile(0, size, { keyRing, identity }, ctx.stdout);
-      else await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
-    } catch (err) {
-      if (before !== undefined) ftruncateSync(1, before);
-      throw err;
-    }
+    const size = stdinFileSize(ctx);
+    const decrypt = async (threads?: GcmThreads) => {
+      const { identity, keyRing } = await setUp(ctx);
+      // Only authenticated chunks reach stdout. If stdout is a regular file, a failure cuts it back to the size
+      // it had before this command, so what it wrote cannot be mistaken for a whole segment.
+      const before = ctx.stdout === process.stdout ? regularFileSize(1) : undefined;
+      try {
+        if (size !== undefined && threads !== undefined) await openFile(0, size, { keyRing, identity }, ctx.stdout, threads);
+        else await pipeline(ctx.stdin, createDecryptStream({ keyRing, identity }), ctx.stdout);
+      } catch (err) {
+        if (before !== undefined) ftruncateSync(1, before);
+        throw err;
+      }
+    };
+    await (size === undefined ? decrypt() : withCipherThreads(decrypt));
     return 0;
   },
 });
+
+/** The size of stdin when it is a regular file (read by position, on the cipher threads); otherwise undefined (a
+ *  pipe, a terminal, a test's stream: the stream codec). */
+function stdinFileSize(ctx: CommandContext): number | undefined {
+  return ctx.stdin === process.stdin ? regularFileSize(0) : undefined;
+}
 
 /** stdin redirected from a directory reads as empty: refuse it rather than encrypt or decrypt nothing. */
 function refuseDirectoryStdin(ctx: CommandContext): void {

@@ -12,7 +12,7 @@ import { AuthenticationError, InvalidRangeError, MalformedHeaderError, Truncated
 import type { KeyRing } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ByteQueue } from './byteQueue.ts';
-import { GcmThreads } from './gcmThreads.ts';
+import type { GcmThreads } from './gcmThreads.ts';
 import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
 import { openFinalChunk, SizedChunkReader, UnsizedChunkReader, type ChunkReader } from './chunkReader.ts';
 import { HEADER_SIZE, parseHeader, type Header } from './header.ts';
@@ -144,13 +144,13 @@ export interface StoredFile {
 
 /**
  * The plaintext of a whole stored object in a file (format v1), as verified chunks in order, chunks read and
- * opened on `threads` worker threads at once (gcmThreads.ts): the Decryptor's checks and errors, for the CLI's
+ * opened on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the Decryptor's checks and errors, for the CLI's
  * decrypt of a file, where the cores rather than the memory are the limit. As for a stream, the last chunk is
  * the one the object ends with. A chunk is yielded only after it and every chunk before it verified. Each
  * buffer yielded is valid only until the next is asked for (a slot later chunks are opened into). Memory:
- * 2 × `threads` chunks, and the last one.
+ * 2 chunks per thread, and the last one.
  */
-export async function* openInParallel(file: StoredFile, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, threads: number): AsyncGenerator<Buffer> {
+export async function* openInParallel(file: StoredFile, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, gcm: GcmThreads): AsyncGenerator<Buffer> {
   const raw = Buffer.alloc(Math.max(0, Math.min(HEADER_SIZE, file.size)));
   const got = readFully(file.fd, raw, file.start);
   if (got < HEADER_SIZE) throw headerCutShort(got);
@@ -159,7 +159,7 @@ export async function* openInParallel(file: StoredFile, options: Pick<DecryptOpt
   const chunkSize = 2 ** header.chunkLog2;
   const stored = chunkSize + TAG_SIZE;
   const body = file.size - HEADER_SIZE;
-  const gcm = new GcmThreads(threads, 2 * threads, chunkSize);
+  gcm.setSlots(2 * gcm.threads, chunkSize);
   // Every chunk followed by at least one byte is a middle chunk; the rest is the last one.
   const middles = Math.max(0, Math.ceil(body / stored) - 1);
   function* jobs(): Generator<(slot: number) => Promise<Buffer>> {
@@ -173,14 +173,10 @@ export async function* openInParallel(file: StoredFile, options: Pick<DecryptOpt
         });
     }
   }
-  try {
-    yield* gcm.inOrder(jobs());
-    const last = Buffer.alloc(Math.max(0, body - middles * stored));
-    const n = readFully(file.fd, last, file.start + HEADER_SIZE + middles * stored);
-    yield openFinalChunk(cipher, middles, last.subarray(0, n), chunkSize);
-  } finally {
-    await gcm.close();
-  }
+  yield* gcm.inOrder(jobs());
+  const last = Buffer.alloc(Math.max(0, body - middles * stored));
+  const n = readFully(file.fd, last, file.start + HEADER_SIZE + middles * stored);
+  yield openFinalChunk(cipher, middles, last.subarray(0, n), chunkSize);
 }
 
 /** Reads `target.length` bytes of `fd` from `position` (fewer only at the file's end); the count. */

@@ -92,27 +92,36 @@ export function defaultThreads(): number {
 }
 
 /**
- * `slots` output buffers (each a chunk and a tag) and `threads` workers that seal or open a chunk of a file
- * into a slot. A slot's memory is moved to the thread with the job and back with the answer (transferred: not
+ * `threads` workers that seal or open a chunk of a file into a slot, one of the output buffers (each a chunk
+ * and a tag) that `setSlots` makes: the workers start at once, the slots once the chunk size is known (so the
+ * threads start while the caller still derives the key and reads the header). A slot's memory is moved to the thread with the job and back with the answer (transferred: not
  * copied, nor shared, since V8 copies into and out of shared memory with a slow atomic-safe copy). A caller
  * reuses a slot once its promise settled and it is done with the output.
  */
 export class GcmThreads {
-  readonly #slots: ArrayBuffer[];
+  #slots: ArrayBuffer[] = [];
   readonly #workers: Worker[];
   readonly #waiting = new Map<number, { slot: number; resolve: (reply: Reply) => void; reject: (err: Error) => void }>();
   #nextId = 0;
   #failure: Error | undefined;
 
-  constructor(threads: number, slots: number, chunkBytes: number) {
-    this.#slots = Array.from({ length: slots }, () => new ArrayBuffer(chunkBytes + TAG_SIZE));
-    this.#workers = Array.from({ length: Math.max(1, threads) }, () => {
+  /** How many threads run the cipher. */
+  readonly threads: number;
+
+  constructor(threads: number) {
+    this.threads = Math.max(1, threads);
+    this.#workers = Array.from({ length: this.threads }, () => {
       const worker = new Worker(THREAD_CODE, { eval: true, workerData: { pieceSize: THREAD_PIECE, tagSize: TAG_SIZE } });
       worker.on('message', (reply: Reply) => this.#settle(reply));
       worker.on('error', (err) => this.#fail(err));
       worker.on('exit', (code) => this.#fail(new Error(`a cipher thread exited (code ${code}) with chunks still in it`)));
       return worker;
     });
+  }
+
+  /** Makes `count` slots of `chunkBytes` and a tag each, in place of any before (none may be in a thread). */
+  setSlots(count: number, chunkBytes: number): void {
+    this.#slots = Array.from({ length: count }, () => new ArrayBuffer(chunkBytes + TAG_SIZE));
   }
 
   /** Seals the plaintext chunk in `region` into `slot`: the stored chunk (ciphertext, tag). */

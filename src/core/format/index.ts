@@ -18,5 +18,5 @@ export { TAG_SIZE } from './chunkCipher.ts';
 export { checkRange, chunkCount, ciphertextSize, planRange, type RangePlan } from './layout.ts';
 export { createEncryptStream, EncryptStream, type EncryptOptions } from './encryptStream.ts';
 export { SealedBytes, sealInParallel, type SealOptions } from './sealedBytes.ts';
-export { defaultThreads } from './gcmThreads.ts';
+export { defaultThreads, GcmThreads } from './gcmThreads.ts';
 export { createDecryptStream, Decryptor, DecryptStream, openInParallel, type DecryptOptions } from './decryptStream.ts';

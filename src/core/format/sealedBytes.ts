@@ -11,7 +11,7 @@ import { TruncatedError } from '../errors.ts';
 import type { KeyEntry } from '../keyRing.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
-import { GcmThreads } from './gcmThreads.ts';
+import type { GcmThreads } from './gcmThreads.ts';
 import { DEFAULT_CHUNK_LOG2, encodeHeader, SALT_SIZE, type Header } from './header.ts';
 import { chunkCount, chunkPlainSize, ciphertextSize } from './layout.ts';
 
@@ -88,15 +88,15 @@ export interface FileSealOptions extends Omit<SealOptions, 'plaintext'> {
 
 /**
  * The stored object as buffers (the header, then each sealed chunk, in order), chunks read from the file and
- * sealed on `threads` worker threads at once (gcmThreads.ts): the same bytes as SealedBytes, for the CLI's
+ * sealed on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the same bytes as SealedBytes, for the CLI's
  * encrypt of a file, where the cores rather than the memory are the limit. Each buffer yielded is valid only
  * until the next is asked for (it is a slot later chunks are sealed into). TruncatedError when the file ends
- * before `plaintextSize`. Memory: 2 × `threads` sealed chunks.
+ * before `plaintextSize`. Memory: 2 sealed chunks per thread.
  */
-export async function* sealInParallel(options: FileSealOptions, threads: number): AsyncGenerator<Buffer> {
+export async function* sealInParallel(options: FileSealOptions, gcm: GcmThreads): AsyncGenerator<Buffer> {
   const { header, cipher, chunks } = begin(options);
   const chunkSize = 2 ** header.chunkLog2;
-  const gcm = new GcmThreads(threads, 2 * threads, Math.min(chunkSize, options.plaintextSize));
+  gcm.setSlots(2 * gcm.threads, Math.min(chunkSize, options.plaintextSize));
   function* jobs(): Generator<(slot: number) => Promise<Buffer>> {
     for (let index = 0; index < chunks; index++) {
       const length = chunkPlainSize(options.plaintextSize, header.chunkLog2, index);
@@ -108,12 +108,8 @@ export async function* sealInParallel(options: FileSealOptions, threads: number)
         });
     }
   }
-  try {
-    yield header.raw;
-    yield* gcm.inOrder(jobs());
-  } finally {
-    await gcm.close();
-  }
+  yield header.raw;
+  yield* gcm.inOrder(jobs());
 }
 
 /** The header (salt random unless given), the cipher and the number of chunks of the object to seal. */
