@@ -144,9 +144,9 @@ export interface StoredFile {
 
 /**
  * The plaintext of a whole stored object in a file (format v1), as verified chunks in order, chunks read and
- * opened on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the Decryptor's checks and errors, for the CLI's
- * decrypt of a file, where the cores rather than the memory are the limit. As for a stream, the last chunk is
- * the one the object ends with. A chunk is yielded only after it and every chunk before it verified. Each
+ * opened on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the
+ * Decryptor's checks and errors, for the CLI's decrypt of a file, where the cores rather than the memory are the
+ * limit. As for a stream, the last chunk is the one the object ends with. A chunk is yielded only after it and every chunk before it verified. Each
  * buffer yielded is valid only until the next is asked for (a slot later chunks are opened into). Memory:
  * 2 chunks per thread, and the last one.
  */

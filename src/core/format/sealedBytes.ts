@@ -88,9 +88,9 @@ export interface FileSealOptions extends Omit<SealOptions, 'plaintext'> {
 
 /**
  * The stored object as buffers (the header, then each sealed chunk, in order), chunks read from the file and
- * sealed on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the same bytes as SealedBytes, for the CLI's
- * encrypt of a file, where the cores rather than the memory are the limit. Each buffer yielded is valid only
- * until the next is asked for (it is a slot later chunks are sealed into). TruncatedError when the file ends
+ * sealed on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the same
+ * bytes as SealedBytes, for the CLI's encrypt of a file, where the cores rather than the memory are the limit.
+ * Each buffer yielded is valid only until the next is asked for (it is a slot later chunks are sealed into). TruncatedError when the file ends
  * before `plaintextSize`. Memory: 2 sealed chunks per thread.
  */
 export async function* sealInParallel(options: FileSealOptions, gcm: GcmThreads): AsyncGenerator<Buffer> {
