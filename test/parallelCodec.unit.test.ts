@@ -203,7 +203,7 @@ describe('openInParallel', () => {
 describe('GcmThreads', () => {
   it('refuses a slot it does not have, and every job once closed', async () => {
     const gcm = new GcmThreads(1);
-    gcm.setSlots(2, 1024);
+    gcm.setSlots(1024); // one thread: two slots
     const cipher = { key: Buffer.alloc(32, 1), nonce: Buffer.alloc(12), aad: Buffer.alloc(0) };
     await withFile(Buffer.alloc(100, 5), 0, async (fd) => {
       await expect(gcm.seal(2, { fd, position: 0, length: 100 }, cipher)).rejects.toThrow(new RangeError('slot 2 is not free (2 slots)'));

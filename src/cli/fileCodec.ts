@@ -1,9 +1,10 @@
 /**
  * encrypt and decrypt when stdin is a regular file: chunks are read, by position from the file's start, and
- * sealed or opened on one worker thread per core (src/core/format/gcmThreads.ts); the output goes to stdout in 4 MiB
- * blocks, with no stream in between (a file read through process.stdin comes in 64 KiB chunks, each a fresh
- * buffer). The format and the checks are the codec's own (sealInParallel, openInParallel): only the plumbing
- * differs from the stream path, which pipes and terminals take.
+ * sealed or opened on one worker thread per core (src/core/format/gcmThreads.ts); the output goes to stdout
+ * with no stream in between (a file read through process.stdin comes in 64 KiB chunks, each a fresh buffer):
+ * pieces of 256 KiB and more as they are, smaller ones (the header, small chunks) gathered into 4 MiB blocks.
+ * The format and the checks are the codec's own (sealInParallel, openInParallel): only the plumbing differs
+ * from the stream path, which pipes and terminals take.
  */
 import { fstatSync, readSync } from 'node:fs';
 import { IntegrityError } from '../core/errors.ts';
@@ -92,9 +93,8 @@ class BlockWriter {
 
 /**
  * Runs `work` with one cipher thread per core (at most 4), started at once, and stops them after it: `work` does
- * its own set-up first (it derives the key: scrypt, about 70 ms here) while the threads start (about 80 ms),
- * rather than one after the other (`node --cpu-prof` of an encrypt of a 1-byte file,
- * 2026-11-30).
+ * its own set-up first (it derives the key: scrypt, 67–82 ms here) while the threads start (85–98 ms to a first
+ * answer), rather than one after the other (`node --cpu-prof` of an encrypt of a 1-byte file, 2026-11-30).
  */
 export async function withCipherThreads<T>(work: (threads: GcmThreads) => Promise<T>): Promise<T> {
   const threads = new GcmThreads(defaultThreads());

@@ -146,9 +146,9 @@ export interface StoredFile {
  * The plaintext of a whole stored object in a file (format v1), as verified chunks in order, chunks read and
  * opened on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the
  * Decryptor's checks and errors, for the CLI's decrypt of a file, where the cores rather than the memory are the
- * limit. As for a stream, the last chunk is the one the object ends with. A chunk is yielded only after it and every chunk before it verified. Each
- * buffer yielded is valid only until the next is asked for (a slot later chunks are opened into). Memory:
- * 2 chunks per thread, and the last one.
+ * limit. As for a stream, the last chunk is the one the object ends with. A chunk is yielded only after it and
+ * every chunk before it verified. Each buffer yielded is valid only until the next is asked for (a slot later
+ * chunks are opened into). Memory: 2 chunks per thread, and the last one.
  */
 export async function* openInParallel(file: StoredFile, options: Pick<DecryptOptions, 'keyRing' | 'identity'>, gcm: GcmThreads): AsyncGenerator<Buffer> {
   const raw = Buffer.alloc(Math.max(0, Math.min(HEADER_SIZE, file.size)));
@@ -159,7 +159,7 @@ export async function* openInParallel(file: StoredFile, options: Pick<DecryptOpt
   const chunkSize = 2 ** header.chunkLog2;
   const stored = chunkSize + TAG_SIZE;
   const body = file.size - HEADER_SIZE;
-  gcm.setSlots(2 * gcm.threads, chunkSize);
+  gcm.setSlots(chunkSize);
   // Every chunk followed by at least one byte is a middle chunk; the rest is the last one.
   const middles = Math.max(0, Math.ceil(body / stored) - 1);
   function* jobs(): Generator<(slot: number) => Promise<Buffer>> {

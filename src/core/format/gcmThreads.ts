@@ -93,8 +93,8 @@ export function defaultThreads(): number {
 
 /**
  * `threads` workers that seal or open a chunk of a file into a slot, one of the output buffers (each a chunk
- * and a tag) that `setSlots` makes: the workers start at once, the slots once the chunk size is known (so the
- * threads start while the caller still derives the key and reads the header). A slot's memory is moved to the
+ * and a tag, two per thread) that `setSlots` makes: the workers start at once, the slots once the chunk size is
+ * known (so the threads start while the caller still derives the key and reads the header). A slot's memory is moved to the
  * thread with the job and back with the answer (transferred: not copied, nor shared, since V8 copies into and
  * out of shared memory with a slow atomic-safe copy). A caller reuses a slot once its promise settled and it is
  * done with the output.
@@ -106,12 +106,8 @@ export class GcmThreads {
   #nextId = 0;
   #failure: Error | undefined;
 
-  /** How many threads run the cipher. */
-  readonly threads: number;
-
   constructor(threads: number) {
-    this.threads = Math.max(1, threads);
-    this.#workers = Array.from({ length: this.threads }, () => {
+    this.#workers = Array.from({ length: Math.max(1, threads) }, () => {
       const worker = new Worker(THREAD_CODE, { eval: true, workerData: { pieceSize: THREAD_PIECE, tagSize: TAG_SIZE } });
       worker.on('message', (reply: Reply) => this.#settle(reply));
       worker.on('error', (err) => this.#fail(err));
@@ -120,9 +116,10 @@ export class GcmThreads {
     });
   }
 
-  /** Makes `count` slots of `chunkBytes` and a tag each, in place of any before (none may be in a thread). */
-  setSlots(count: number, chunkBytes: number): void {
-    this.#slots = Array.from({ length: count }, () => new ArrayBuffer(chunkBytes + TAG_SIZE));
+  /** Makes two slots per thread of `chunkBytes` and a tag each, in place of any before (none may be in a
+   *  thread): one chunk in each thread and one waiting keeps every thread busy. */
+  setSlots(chunkBytes: number): void {
+    this.#slots = Array.from({ length: 2 * this.#workers.length }, () => new ArrayBuffer(chunkBytes + TAG_SIZE));
   }
 
   /** Seals the plaintext chunk in `region` into `slot`: the stored chunk (ciphertext, tag). */
@@ -130,7 +127,8 @@ export class GcmThreads {
     return this.#run(false, slot, region, params);
   }
 
-  /** Opens the stored chunk (ciphertext, tag) in `region` into `slot`: its plaintext, or undefined if the tag does not verify. */
+  /** Opens the stored chunk (ciphertext, tag) in `region` into `slot`: its plaintext, or undefined if the tag
+   *  does not verify. */
   async open(slot: number, region: FileRegion, params: GcmParams): Promise<ChunkResult> {
     if (region.length < TAG_SIZE) return { read: region.length, output: undefined }; // not even a tag: cannot verify
     return this.#run(true, slot, region, params);

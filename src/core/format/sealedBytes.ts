@@ -90,13 +90,13 @@ export interface FileSealOptions extends Omit<SealOptions, 'plaintext'> {
  * The stored object as buffers (the header, then each sealed chunk, in order), chunks read from the file and
  * sealed on the worker threads of `gcm` at once (gcmThreads.ts; the caller starts and closes them): the same
  * bytes as SealedBytes, for the CLI's encrypt of a file, where the cores rather than the memory are the limit.
- * Each buffer yielded is valid only until the next is asked for (it is a slot later chunks are sealed into). TruncatedError when the file ends
- * before `plaintextSize`. Memory: 2 sealed chunks per thread.
+ * Each buffer yielded is valid only until the next is asked for (it is a slot later chunks are sealed into).
+ * TruncatedError when the file ends before `plaintextSize`. Memory: 2 sealed chunks per thread.
  */
 export async function* sealInParallel(options: FileSealOptions, gcm: GcmThreads): AsyncGenerator<Buffer> {
   const { header, cipher, chunks } = begin(options);
   const chunkSize = 2 ** header.chunkLog2;
-  gcm.setSlots(2 * gcm.threads, Math.min(chunkSize, options.plaintextSize));
+  gcm.setSlots(Math.min(chunkSize, options.plaintextSize));
   function* jobs(): Generator<(slot: number) => Promise<Buffer>> {
     for (let index = 0; index < chunks; index++) {
       const length = chunkPlainSize(options.plaintextSize, header.chunkLog2, index);
