@@ -19,7 +19,8 @@
  * BENCH_REPEAT=1, BENCH_OUT=dir, BENCH_CPU_PROF=dir (CPU profiles of our children), BENCH_OURS_ENV='{"S3_STORAGE_…":"…"}'
  * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir), BENCH_NODE_IMPORT=module (preloaded
  * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes), BENCH_NO_WRAPPER=1 (our
- * children in plain node, without the exec wrapper's flags).
+ * children in plain node, without the exec wrapper's flags), BENCH_NODE=path (the node our children run on, e.g.
+ * Lambda's major version; the servers, the peers and this harness stay on the node running the bench).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -48,7 +49,10 @@ const CLIENTS = list('BENCH_CLIENTS', 'ours,aws,rclone,curl') as ClientName[];
 /** Run order within a repetition: aws stores the plain copy that curl's GET reads where its PUT is refused. */
 const RUN_ORDER: readonly ClientName[] = ['aws', 'curl', 'rclone', 'ours', 'ours-lib-storage'];
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
-const FULL = FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV && process.env.BENCH_NO_WRAPPER !== '1';
+/** The node our functions run on in this bench. */
+const OUR_NODE = process.env.BENCH_NODE || process.execPath;
+const FULL =
+  FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV && process.env.BENCH_NO_WRAPPER !== '1' && OUR_NODE === process.execPath;
 
 type Direction = 'upload' | 'restore';
 
@@ -350,7 +354,7 @@ export async function run(): Promise<void> {
         ...(libStorage !== undefined ? { uploadLibStorage: join(libStorage, 'upload/index.mjs') } : {}),
       },
       secret: SECRET,
-      launcher: process.env.BENCH_NO_WRAPPER === '1' ? [process.execPath] : [join(REPO, 'functions/lambda-node.sh'), process.execPath],
+      launcher: process.env.BENCH_NO_WRAPPER === '1' ? [OUR_NODE] : [join(REPO, 'functions/lambda-node.sh'), OUR_NODE],
       nodeFlags: [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env.BENCH_NODE_IMPORT ? [`--import=${process.env.BENCH_NODE_IMPORT}`] : [])],
       ourEnv: process.env.BENCH_OURS_ENV ? (JSON.parse(process.env.BENCH_OURS_ENV) as Record<string, string>) : {},
     };
@@ -408,12 +412,12 @@ export async function run(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,
     date,
-    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}, host ${hostname()}`,
+    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}${OUR_NODE === process.execPath ? '' : ` (ours on node ${execFileSync(OUR_NODE, ['--version'], { encoding: 'utf8' }).trim()})`}, host ${hostname()}`,
     tools: `aws: ${version('aws', ['--version'])}; rclone: ${version('rclone', ['version'])}; curl: ${version('curl', ['--version'])}`,
   };
   const outDir = process.env.BENCH_OUT ?? join(REPO, FULL ? 'docs/bench' : '.bench-tmp/peers');

@@ -270,8 +270,12 @@ describe('write-behind fdatasync', () => {
       const dir = await mkdtemp(join(root, 'sync-'));
       const dest = await openDestination({ kind: 'file', path: join(dir, 'big') }, { ...baseConfig, restoreRoot: root } as Config, {} as PutStore, { all: async () => [] });
       const MiB = Buffer.alloc(1 << 20);
-      await dest.write(Readable.from((function* () {
-        for (let i = 0; i < 64; i++) yield MiB;
+      // Each MiB arrives in its own turn of the event loop, as from a socket (the writer itself writes synchronously).
+      await dest.write(Readable.from((async function* () {
+        for (let i = 0; i < 64; i++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yield MiB;
+        }
       })()));
       const calls = spy.mock.calls.length;
       await rm(dir, { recursive: true, force: true });

@@ -21,6 +21,7 @@ import type { BucketRegistry } from '../core/bucketRegistry.ts';
 import { describeValue, LocationError, ProtectedDestinationError } from '../core/errors.ts';
 import type { Location } from '../core/locations.ts';
 import type { S3Store } from '../core/s3Store.ts';
+import { FileWriter } from './fileWriter.ts';
 import { removeAbandonedTemporaries, temporaryName } from './restoreTemporaries.ts';
 
 export interface Destination {
@@ -70,7 +71,7 @@ export async function refuseProtectedDestination(
   }
 }
 
-/** One streaming upload (multipart above the part size); on failure lib-storage aborts it. */
+/** One streaming upload (multipart above the part size, src/core/multipartUpload.ts), aborted on failure. */
 function s3Destination(location: Extract<Location, { kind: 's3' }>, config: Config, store: PutStore): PreparedDestination {
   const ref = { bucket: location.bucket, region: config.region };
   return {
@@ -120,8 +121,9 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
     async write(body, signal) {
       settled = true;
       try {
-        // The stream owns the handle from here: it fsyncs (flush) and closes it when the body ended.
-        await pipeline(body, writeBehind(file), file.createWriteStream({ flush: true, highWaterMark: 1 << 20 }), signal ? { signal } : {});
+        // The writer fsyncs the file once the body ended; then it is closed and renamed into place.
+        await pipeline(body, writeBehind(file), new FileWriter(file), signal ? { signal } : {});
+        await file.close();
         await moveIntoPlace(dir, tempName, name, location.path);
       } catch (err) {
         await file.close().catch(() => undefined);

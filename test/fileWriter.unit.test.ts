@@ -1,0 +1,125 @@
+/**
+ * The restore's file writer (src/fetch/fileWriter.ts): every byte lands in order whatever the chunk sizes
+ * (batches, a tail shorter than a batch, empty chunks), a short writev goes on where it stopped, the file is
+ * fsynced only once every byte is in it, and a failing write or fsync fails the stream.
+ */
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import fc from 'fast-check';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+/** At most this many bytes per writev (short writes), and the writevs seen. */
+const writes = vi.hoisted(() => ({ cap: Number.POSITIVE_INFINITY, calls: 0 }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...fs,
+    writevSync(fd: number, buffers: readonly NodeJS.ArrayBufferView[], position?: number | null): number {
+      writes.calls++;
+      let room = writes.cap;
+      const capped: Buffer[] = [];
+      for (const b of buffers) {
+        if (room <= 0) break;
+        const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+        capped.push(buf.subarray(0, room));
+        room -= Math.min(room, buf.length);
+      }
+      return fs.writevSync(fd, capped, position ?? undefined);
+    },
+  };
+});
+
+const { BATCH_BYTES, FileWriter } = await import('../src/fetch/fileWriter.ts');
+
+let dir: string;
+let n = 0;
+beforeAll(async () => (dir = await mkdtemp(join(tmpdir(), 'bks-filewriter-'))));
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  writes.cap = Number.POSITIVE_INFINITY;
+  writes.calls = 0;
+});
+
+const patterned = (length: number, seed: number) => Buffer.from(Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff));
+
+/** Writes `chunks` through a FileWriter into a new file; the file's bytes, the writer's count, and the file's size at each fsync. */
+async function writeThrough(chunks: Buffer[]): Promise<{ bytes: Buffer; bytesWritten: number; sizesAtSync: number[] }> {
+  const path = join(dir, `f${n++}`);
+  const fd = openSync(path, 'wx');
+  const sizesAtSync: number[] = [];
+  const writer = new FileWriter({ fd, sync: async () => void sizesAtSync.push(readFileSync(path).length) });
+  try {
+    await pipeline(Readable.from(chunks), writer);
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes: readFileSync(path), bytesWritten: writer.bytesWritten, sizesAtSync };
+}
+
+describe('FileWriter', () => {
+  it('writes every chunk in order, batches and a short tail alike, and fsyncs once at the end with every byte in the file', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: (BATCH_BYTES * 3) / 2 }), { maxLength: 12 }), async (sizes) => {
+        const chunks = sizes.map((size, i) => patterned(size, i));
+        const expected = Buffer.concat(chunks);
+        const { bytes, bytesWritten, sizesAtSync } = await writeThrough(chunks);
+        expect(bytes.equals(expected)).toBe(true);
+        expect(bytesWritten).toBe(expected.length);
+        expect(sizesAtSync).toEqual([expected.length]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('gathers small chunks into batches of BATCH_BYTES: one writev per batch, not one per chunk', async () => {
+    const piece = 16 * 1024;
+    const chunks = Array.from({ length: (4 * BATCH_BYTES) / piece }, (_, i) => patterned(piece, i));
+    const { bytes } = await writeThrough(chunks);
+    expect(bytes.equals(Buffer.concat(chunks))).toBe(true);
+    expect(writes.calls).toBe(4);
+  });
+
+  it('goes on where a short writev stopped, mid-buffer and across buffers', async () => {
+    writes.cap = 1000; // a batch of 16 KiB pieces takes many writevs, most ending inside a piece
+    const chunks = Array.from({ length: 40 }, (_, i) => patterned(16 * 1024 + i, i));
+    const { bytes, bytesWritten } = await writeThrough(chunks);
+    expect(bytes.equals(Buffer.concat(chunks))).toBe(true);
+    expect(bytesWritten).toBe(bytes.length);
+    expect(writes.calls).toBeGreaterThan(bytes.length / 1000 - 1);
+  });
+
+  it('fails the stream with the write error (a descriptor not open for writing: EBADF), without fsyncing', async () => {
+    const path = join(dir, `ro${n++}`);
+    closeSync(openSync(path, 'wx'));
+    const fd = openSync(path, 'r');
+    let synced = false;
+    try {
+      const writer = new FileWriter({ fd, sync: async () => void (synced = true) });
+      await expect(pipeline(Readable.from([patterned(BATCH_BYTES + 1, 1)]), writer)).rejects.toMatchObject({ code: 'EBADF' });
+    } finally {
+      closeSync(fd);
+    }
+    expect(synced).toBe(false);
+  });
+
+  it('fails the stream when the final fsync fails', async () => {
+    const path = join(dir, `fs${n++}`);
+    const fd = openSync(path, 'wx');
+    try {
+      const writer = new FileWriter({ fd, sync: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) });
+      await expect(pipeline(Readable.from([patterned(10, 1)]), writer)).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(path).length).toBe(10);
+  });
+
+  it('a writev that writes nothing is an error, not a loop', async () => {
+    writes.cap = 0;
+    await expect(writeThrough([patterned(10, 1)])).rejects.toThrow(/writev wrote nothing of 10 bytes at offset 0/);
+  });
+});
