@@ -20,7 +20,8 @@
  * (tuning runs), BENCH_TMP=dir (where files go; default the OS temp dir), BENCH_NODE_IMPORT=module (preloaded
  * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes), BENCH_NO_WRAPPER=1 (our
  * children in plain node, without the exec wrapper's flags), BENCH_NODE=path (the node our children run on, e.g.
- * Lambda's major version; the servers, the peers and this harness stay on the node running the bench).
+ * Lambda's major version; the servers, the peers and this harness stay on the node running the bench),
+ * BENCH_CLIENT_LIMIT_S=600 (a client still running after this is stopped, its cell reported as failed).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';

@@ -31,6 +31,9 @@ export class ClientFailed extends Error {
   }
 }
 
+/** Seconds a client may run before it is stopped and its cell reported as failed (rclone's 4 GiB upload to fauxqs retries for good). */
+const CLIENT_LIMIT_S = Number(process.env.BENCH_CLIENT_LIMIT_S ?? 600);
+
 const BASE_ENV_NAMES = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYENV_ROOT', 'PYENV_VERSION', 'BENCH_GC_MS', 'BENCH_WATCH_DIR'];
 
 /** PATH, HOME and a few harmless variables of this process, then `env`. */
@@ -47,18 +50,28 @@ export function cleanEnv(env: Record<string, string>): Record<string, string> {
 export async function measure(cmd: string, args: readonly string[], env: Record<string, string>, scratch: string): Promise<Measured> {
   const timeFile = join(scratch, `time-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   const started = performance.now();
+  let timedOut = false;
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', cmd, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so that a client past the time limit is stopped with every process it started.
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', cmd, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    }, CLIENT_LIMIT_S * 1000);
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('error', reject);
-    child.on('close', (exit) => resolve({ code: exit, stdout: out, stderr: err }));
+    child.on('close', (exit) => {
+      clearTimeout(timer);
+      resolve({ code: exit, stdout: out, stderr: err });
+    });
   });
   const wallS = (performance.now() - started) / 1000;
   const times = await readFile(timeFile, 'utf8').catch(() => '');
   await rm(timeFile, { force: true });
+  if (timedOut) throw new ClientFailed([cmd, ...args].join(' '), code, `stopped after ${CLIENT_LIMIT_S} s (BENCH_CLIENT_LIMIT_S)`);
   if (code !== 0) throw new ClientFailed([cmd, ...args].join(' '), code, stderr || stdout);
   const match = /(\d+\.\d+) (\d+\.\d+) (\d+)\s*$/.exec(times);
   if (match === null) throw new Error(`/usr/bin/time wrote no figures for ${cmd}: ${times}`);
