@@ -260,35 +260,82 @@ describe('a file:// destination whose rename fails', () => {
 });
 
 describe('write-behind fdatasync', () => {
-  /** How many fdatasyncs a 64 MiB file:// restore starts, each answered by `answer`. */
-  async function datasyncs(answer: () => Promise<void>): Promise<number> {
+  interface Outcome {
+    /** fdatasyncs started. */
+    readonly calls: number;
+    /** What the restore's write rejected with, if it did. */
+    readonly error: unknown;
+    /** Files left in the destination's directory. */
+    readonly left: string[];
+    /** fdatasyncs started once the whole body had arrived, and whether the write had settled by then. */
+    readonly atEnd: { calls: number; settled: boolean };
+  }
+
+  /**
+   * A 64 MiB file:// restore whose fdatasyncs are answered by `answer`; `release` (if given) is called once the
+   * whole body has arrived and the write was seen unsettled or settled.
+   */
+  async function restoreWith(answer: () => Promise<void>, release?: () => void): Promise<Outcome> {
     const probe = await openFile(join(root, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
     await probe.close();
     const spy = vi.spyOn(proto, 'datasync').mockImplementation(answer);
+    const dir = await mkdtemp(join(root, 'sync-'));
     try {
-      const dir = await mkdtemp(join(root, 'sync-'));
       const dest = await openDestination({ kind: 'file', path: join(dir, 'big') }, { ...baseConfig, restoreRoot: root } as Config, {} as PutStore, { all: async () => [] });
       const MiB = Buffer.alloc(1 << 20);
+      let arrived!: () => void;
+      const allArrived = new Promise<void>((resolve) => (arrived = resolve));
       // Each MiB arrives in its own turn of the event loop, as from a socket (the writer itself writes synchronously).
-      await dest.write(Readable.from((async function* () {
-        for (let i = 0; i < 64; i++) {
-          await new Promise((resolve) => setImmediate(resolve));
-          yield MiB;
-        }
-      })()));
-      const calls = spy.mock.calls.length;
-      await rm(dir, { recursive: true, force: true });
-      return calls;
+      const body = Readable.from(
+        (async function* () {
+          for (let i = 0; i < 64; i++) {
+            await new Promise((resolve) => setImmediate(resolve));
+            yield MiB;
+          }
+          arrived();
+        })(),
+      );
+      let settled = false;
+      const writing = dest.write(body).then(
+        () => ((settled = true), undefined),
+        (err: unknown) => ((settled = true), err),
+      );
+      await Promise.race([allArrived, writing]);
+      // Time for the rest of a restore that does not wait (fsync, close, rename of 64 MiB) to finish.
+      await Promise.race([writing, new Promise((resolve) => setTimeout(resolve, release ? 2000 : 0))]);
+      const atEnd = { calls: spy.mock.calls.length, settled };
+      release?.();
+      const error = await writing;
+      return { calls: spy.mock.calls.length, error, left: await readdir(dir), atEnd };
     } finally {
       spy.mockRestore();
+      await rm(dir, { recursive: true, force: true });
     }
   }
 
-  it('one every 32 MiB once the previous one settled, whether it succeeded or failed; never two at once', async () => {
-    expect(await datasyncs(async () => undefined)).toBe(2);
-    expect(await datasyncs(async () => Promise.reject(new Error('EIO')))).toBe(2);
-    expect(await datasyncs(() => new Promise<void>(() => undefined))).toBe(1);
+  it('one every 32 MiB, each once the previous one settled; the restore succeeds when they do', async () => {
+    const ok = await restoreWith(async () => undefined);
+    expect(ok.error).toBeUndefined();
+    expect(ok.calls).toBe(2);
+    expect(ok.left).toEqual(['big']);
+  });
+
+  it('a failed fdatasync fails the restore (Linux may not report it again to the final fsync) and leaves no file', async () => {
+    const eio = await restoreWith(async () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+    expect(eio.error).toMatchObject({ code: 'EIO' });
+    expect(eio.calls).toBe(1);
+    expect(eio.left).toEqual([]);
+  });
+
+  it('never two at once, and the end of the body waits for the one in flight', async () => {
+    let release!: () => void;
+    const pending = new Promise<void>((resolve) => (release = resolve));
+    const slow = await restoreWith(() => pending, () => release());
+    expect(slow.atEnd).toEqual({ calls: 1, settled: false });
+    expect(slow.error).toBeUndefined();
+    expect(slow.calls).toBe(1);
+    expect(slow.left).toEqual(['big']);
   });
 });
 

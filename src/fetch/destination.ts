@@ -183,25 +183,34 @@ const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 
 /**
  * Starts an fdatasync of the file every 32 MiB that pass (one at a time, not awaited), so the disk writes
- * while the download goes on and the final fsync has little left to do. Errors are left to that final fsync.
+ * while the download goes on and the final fsync has little left to do. A failed fdatasync fails the restore:
+ * Linux reports a writeback error once per open file, so the final fsync on the same descriptor may succeed
+ * after pages were lost. The end of the body waits for the fdatasync in flight.
  */
-function writeBehind(file: FileHandle): Transform {
+function writeBehind(file: Pick<FileHandle, 'datasync'>): Transform {
   let sinceSync = 0;
-  let syncing = false;
+  let syncing: Promise<void> | undefined;
+  let failed: Error | undefined;
   return new Transform({
     readableHighWaterMark: 1 << 20,
     writableHighWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, done: TransformCallback) {
+      if (failed !== undefined) {
+        done(failed);
+        return;
+      }
       sinceSync += chunk.length;
-      if (sinceSync >= WRITE_BEHIND_BYTES && !syncing) {
+      if (sinceSync >= WRITE_BEHIND_BYTES && syncing === undefined) {
         sinceSync = 0;
-        syncing = true;
-        file.datasync().then(
-          () => (syncing = false),
-          () => (syncing = false),
-        );
+        syncing = file
+          .datasync()
+          .catch((err: unknown) => void (failed ??= err instanceof Error ? err : new Error(String(err))))
+          .finally(() => (syncing = undefined));
       }
       done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      void (syncing ?? Promise.resolve()).then(() => done(failed ?? null));
     },
   });
 }

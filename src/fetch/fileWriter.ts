@@ -36,6 +36,7 @@ export class FileWriter extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     // Kept until the batch is full: a Writable's chunk is the stream's once written (its producer must not reuse it).
+    // A chunk larger than a batch (a whole part of a plain object read in ranged parts) is written whole.
     this.#batch.push(chunk);
     this.#batchBytes += chunk.length;
     if (this.#batchBytes < BATCH_BYTES) {
