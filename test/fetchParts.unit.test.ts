@@ -337,6 +337,15 @@ describe('write-behind fdatasync', () => {
     expect(slow.calls).toBe(1);
     expect(slow.left).toEqual(['big']);
   });
+
+  it('the fdatasync in flight at the end of the body fails the restore when it fails', async () => {
+    let fail!: (err: Error) => void;
+    const pending = new Promise<void>((_resolve, reject) => (fail = reject));
+    const late = await restoreWith(() => pending, () => fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+    expect(late.atEnd).toEqual({ calls: 1, settled: false });
+    expect(late.error).toMatchObject({ code: 'EIO' });
+    expect(late.left).toEqual([]);
+  });
 });
 
 describe('fetchSegment with fake stores (a plain object)', () => {

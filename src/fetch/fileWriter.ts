@@ -76,12 +76,10 @@ export class FileWriter extends Writable {
   }
 }
 
-/** `buffers` without their first `skip` bytes. */
+/** `buffers` without their first `skip` bytes, where 0 < skip < their total (a short writev wrote `skip`). */
 function rest(buffers: readonly Buffer[], skip: number): Buffer[] {
   let i = 0;
   let at = skip;
-  while (i < buffers.length && at >= buffers[i]!.length) at -= buffers[i++]!.length;
-  const out = buffers.slice(i);
-  if (out.length > 0 && at > 0) out[0] = out[0]!.subarray(at);
-  return out;
+  while (at >= buffers[i]!.length) at -= buffers[i++]!.length;
+  return [buffers[i]!.subarray(at), ...buffers.slice(i + 1)];
 }
