@@ -138,6 +138,31 @@ describe('uploadStream: multipart', () => {
     expect(most).toBe(2);
   });
 
+  it('reads the parts into max(queueSize, 2) buffers, reused, and still keeps queueSize parts in flight', async () => {
+    for (const queueSize of [1, 3]) {
+      let active = 0;
+      let most = 0;
+      const s3 = fakeS3({
+        UploadPart: async (input) => {
+          active++;
+          most = Math.max(most, active);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          active--;
+          return { ETag: `"e${String(input.PartNumber)}"` };
+        },
+      });
+      const data = patterned(80);
+      const { source } = bufferSource(data);
+      const buffers = new Set<ArrayBufferLike>();
+      const counting: ByteSource = { read: (target) => (buffers.add(target.buffer), source.read(target)) };
+      await uploadStream(s3.client, PARAMS, counting, { partSize: 8, queueSize });
+      const parts = s3.sent.filter((x) => x.command === 'UploadPart');
+      expect(Buffer.concat(parts.map((p) => p.body ?? Buffer.alloc(0)))).toEqual(data);
+      expect(buffers.size).toBe(Math.max(queueSize, 2));
+      expect(most).toBe(queueSize);
+    }
+  });
+
   it('reports the bytes acknowledged after each part', async () => {
     const loaded: number[] = [];
     await uploadStream(fakeS3().client, PARAMS, bufferSource(patterned(20)).source, { partSize: 8, queueSize: 1, onProgress: (n) => loaded.push(n) });

@@ -3,7 +3,8 @@
  * of `partSize`, at most `queueSize` in flight, one PutObject when it fits in one part, the multipart upload
  * aborted on any failure), written for CPU per byte, which is what a Lambda function pays for:
  *
- * - the part buffers are allocated once and reused (queueSize + 1 of them), and the body is pulled into them
+ * - the part buffers are allocated once and reused (queueSize of them, at least 2: the next part is filled in the
+ *   buffer of the first part in flight to settle), and the body is pulled into them
  *   (a ByteSource: a file is read, and an object sealed, straight into the part; a Readable's chunks are copied
  *   in once); lib-storage concatenated every part into a fresh buffer (a copy of every byte, fresh pages the
  *   kernel must fault in, and garbage to collect);
@@ -23,7 +24,7 @@
  * Why not lib-storage: the peers bench compares both writers in one run (client `ours-lib-storage`, README
  * "Performance").
  *
- * Memory: (queueSize + 1) × partSize, whatever the object's size.
+ * Memory: max(queueSize, 2) × partSize, whatever the object's size.
  */
 import {
   AbortMultipartUploadCommand,
@@ -124,6 +125,8 @@ class StreamUpload {
   /** Cancels the requests in flight when the upload fails or is stopped. */
   readonly #controller = new AbortController();
   readonly #free: Buffer[] = [];
+  /** Part buffers allocated so far (at most max(queueSize, 2)). */
+  #allocated = 0;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #parts: CompletedPart[] = [];
   #uploadId: Promise<string> | undefined;
@@ -169,16 +172,27 @@ class StreamUpload {
   /** The next part: a pool buffer filled from the source (shorter than partSize only at the end). */
   async #fill(source: ByteSource): Promise<Part> {
     this.#throwIfFailed();
-    const buffer = this.#acquire();
+    const buffer = await this.#acquire();
+    this.#throwIfFailed();
     const length = await source.read(buffer);
     this.#throwIfFailed();
     if (length === 0) this.#free.push(buffer);
     return { buffer, length };
   }
 
-  /** A part buffer: a free one, or a new one (never more than queueSize + 1 exist: see #send). */
-  #acquire(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#options.partSize);
+  /**
+   * A part buffer: a free one, a new one while fewer than queueSize exist or none is in flight (the second part
+   * is read before the first is sent, so a queueSize of 1 has two), or else the buffer of the first part in
+   * flight to settle. A part is in flight far longer than it takes to fill, so queueSize buffers keep about
+   * queueSize parts in flight; queueSize + 1 (one filling while queueSize are sent) cost a part more of memory
+   * for little more throughput (docs/DEVELOPMENT.md, "Upload memory").
+   */
+  async #acquire(): Promise<Buffer> {
+    while (this.#free.length === 0 && this.#allocated >= this.#options.queueSize && this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    const free = this.#free.pop();
+    if (free !== undefined) return free;
+    this.#allocated++;
+    return Buffer.allocUnsafeSlow(this.#options.partSize);
   }
 
   /** Starts the upload of `part` once fewer than queueSize parts are in flight (creating the upload first). */
