@@ -121,36 +121,32 @@ describe('uploadStream: multipart', () => {
     expect(complete?.input).toEqual({ Bucket: 'b', Key: 'k', UploadId: 'up-1', MultipartUpload: { Parts: expected }, IfNoneMatch: '*' });
   });
 
-  it('keeps at most queueSize parts in flight', async () => {
+  /** A fake S3 whose UploadParts each take `ms`; `most()` is the largest number that were in flight at once. */
+  function slowParts(ms: number) {
     let active = 0;
     let most = 0;
     const s3 = fakeS3({
       UploadPart: async (input) => {
         active++;
         most = Math.max(most, active);
-        await new Promise((resolve) => setTimeout(resolve, 2));
+        await new Promise((resolve) => setTimeout(resolve, ms));
         active--;
         return { ETag: `"e${String(input.PartNumber)}"` };
       },
     });
+    return { ...s3, most: () => most };
+  }
+
+  it('keeps at most queueSize parts in flight', async () => {
+    const s3 = slowParts(2);
     await uploadStream(s3.client, PARAMS, bufferSource(patterned(56)).source, { partSize: 8, queueSize: 2 });
     expect(s3.names().filter((n) => n === 'UploadPart')).toHaveLength(7);
-    expect(most).toBe(2);
+    expect(s3.most()).toBe(2);
   });
 
   it('reads the parts into max(queueSize, 2) buffers, reused, and still keeps queueSize parts in flight', async () => {
     for (const queueSize of [1, 3]) {
-      let active = 0;
-      let most = 0;
-      const s3 = fakeS3({
-        UploadPart: async (input) => {
-          active++;
-          most = Math.max(most, active);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          active--;
-          return { ETag: `"e${String(input.PartNumber)}"` };
-        },
-      });
+      const s3 = slowParts(5);
       const data = patterned(80);
       const { source } = bufferSource(data);
       const buffers = new Set<ArrayBufferLike>();
@@ -159,7 +155,7 @@ describe('uploadStream: multipart', () => {
       const parts = s3.sent.filter((x) => x.command === 'UploadPart');
       expect(Buffer.concat(parts.map((p) => p.body ?? Buffer.alloc(0)))).toEqual(data);
       expect(buffers.size).toBe(Math.max(queueSize, 2));
-      expect(most).toBe(queueSize);
+      expect(s3.most()).toBe(queueSize);
     }
   });
 

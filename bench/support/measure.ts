@@ -56,7 +56,11 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
     const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', cmd, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const timer = setTimeout(() => {
       timedOut = true;
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // the group ended between the timer and this call: nothing left to stop
+      }
     }, CLIENT_LIMIT_S * 1000);
     let out = '';
     let err = '';

@@ -94,9 +94,9 @@ export function defaultThreads(): number {
 /**
  * `threads` workers that seal or open a chunk of a file into a slot, one of the output buffers (each a chunk
  * and a tag, two per thread) that `setSlots` makes: the workers start at once, the slots once the chunk size is
- * known (so the threads start while the caller still derives the key and reads the header). A slot's memory is moved to the
- * thread with the job and back with the answer (transferred: not copied, nor shared, since V8 copies into and
- * out of shared memory with a slow atomic-safe copy). A caller reuses a slot once its promise settled and it is
+ * known (so the threads start while the caller still derives the key and reads the header). A slot's memory is
+ * moved to the thread with the job and back with the answer (transferred: not copied, nor shared, since V8
+ * copies into and out of shared memory with a slow atomic-safe copy). A caller reuses a slot once its promise settled and it is
  * done with the output.
  */
 export class GcmThreads {
