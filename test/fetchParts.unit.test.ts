@@ -21,9 +21,15 @@ import { locateSegment, type LocatedSegment } from '../src/fetch/locate.ts';
 import { restoreAndCheck } from '../src/fetch/restoreAndCheck.ts';
 import { restoreMetrics } from '../src/fetch/restoreMetrics.ts';
 import { removeAbandonedTemporaries, temporaryName } from '../src/fetch/restoreTemporaries.ts';
+import { writeOnPool, writePlacementFor } from '../src/fetch/writePlacement.ts';
 import { capturedOutput } from './support/capturedOutput.ts';
 
 vi.mock('../src/fetch/fetchSegment.ts', async (importOriginal) => ({ ...(await importOriginal<typeof import('../src/fetch/fetchSegment.ts')>()), fetchSegment: vi.fn() }));
+// The real placement unless a test says otherwise (a file system this machine does not have: EFS).
+vi.mock('../src/fetch/writePlacement.ts', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/fetch/writePlacement.ts')>();
+  return { ...real, writePlacementFor: vi.fn(real.writePlacementFor) };
+});
 
 /** The non-empty lines written to stdout and stderr (EMF lines, log lines) while `run` runs. */
 async function stdoutOf(run: () => unknown): Promise<string[]> {
@@ -256,6 +262,30 @@ describe('a file:// destination whose rename fails', () => {
     const err: unknown = await writing.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(LocationError);
     expect((err as Error).message).toContain('(ENOENT)');
+  });
+});
+
+describe('a file:// destination on a file system that is not local', () => {
+  it("writes through the placement its directory's file system gets: on the pool for EFS", async () => {
+    const dir = await mkdtemp(join(root, 'efs-'));
+    const seen: { fd: number; bytes: number }[] = [];
+    vi.mocked(writePlacementFor).mockImplementationOnce(async () => ({
+      fileSystem: '0x6969',
+      thread: 'pool',
+      writev: async (fd, buffers, position) => {
+        const written = await writeOnPool(fd, buffers, position);
+        seen.push({ fd, bytes: written });
+        return written;
+      },
+    }));
+    const dest = await openDestination({ kind: 'file', path: join(dir, 'seg') }, { ...baseConfig, restoreRoot: root } as Config, {} as PutStore, { all: async () => [] });
+    // Asked about the destination's own directory (through its descriptor).
+    const asked = vi.mocked(writePlacementFor).mock.lastCall?.[0] ?? '';
+    expect((await lstat(asked)).ino).toBe((await lstat(dir)).ino);
+    const bytes = Buffer.alloc(600 * 1024, 7);
+    await dest.write(Readable.from([bytes.subarray(0, 300 * 1024), bytes.subarray(300 * 1024)]));
+    expect(seen.reduce((sum, w) => sum + w.bytes, 0)).toBe(bytes.length);
+    expect((await readdir(dir))).toEqual(['seg']);
   });
 });
 

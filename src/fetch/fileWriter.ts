@@ -1,32 +1,34 @@
 /**
- * The restore's file writer: the plaintext goes into the open file with writev on the thread that produced it,
- * a batch at a time while the batch is still in that core's cache, and the file is fsynced at the end. The
- * caller owns the handle (and closes it).
+ * The restore's file writer: the plaintext goes into the open file with writev, a batch at a time, and the file
+ * is fsynced at the end. On a local file system the writev runs on the thread that produced the bytes, while the
+ * batch is still in that core's cache; on others on libuv's pool (writePlacement.ts chooses). The caller owns
+ * the handle (and closes it).
  *
  * Why not fs.WriteStream: it writes on a libuv pool thread, so the kernel's copy of each batch into the page
  * cache ran on the other core, reading bytes this core had just deciphered and hashed. `perf record` of a 1 GiB
  * restore from s3rver put 27.6 % of its CPU in that copy (`copy_folio_from_iter_atomic`); written here, 3.4 %
  * (docs/DEVELOPMENT.md, "The restore's file writes"). The price: each writev blocks the event loop while the
- * kernel copies one batch (BATCH_BYTES) into the page cache; a file system that stalls a write stalls the
- * function until it returns.
+ * kernel copies one batch (BATCH_BYTES) into the page cache, which is why only local file systems get it.
  */
-import { writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { writeOnThisThread, type WritevAt } from './writePlacement.ts';
 
 /** Bytes gathered per writev: small enough to be still in the core's cache (2 MiB of L2 here) when written. */
 export const BATCH_BYTES = 256 * 1024;
 
 export class FileWriter extends Writable {
   readonly #file: Pick<FileHandle, 'fd' | 'sync'>;
+  readonly #writev: WritevAt;
   #batch: Buffer[] = [];
   #batchBytes = 0;
   /** Where the next byte goes (positional writes: the handle's own offset is not relied on). */
   #position = 0;
 
-  constructor(file: Pick<FileHandle, 'fd' | 'sync'>) {
+  constructor(file: Pick<FileHandle, 'fd' | 'sync'>, writev: WritevAt = writeOnThisThread) {
     super({ highWaterMark: BATCH_BYTES });
     this.#file = file;
+    this.#writev = writev;
   }
 
   /** Bytes written to the file so far. */
@@ -43,35 +45,30 @@ export class FileWriter extends Writable {
       done();
       return;
     }
-    done(this.#writeBatch());
+    this.#writeBatch().then(() => done(), done);
   }
 
   override _final(done: (err?: Error | null) => void): void {
-    const failed = this.#writeBatch();
-    if (failed !== undefined) {
-      done(failed);
-      return;
-    }
-    this.#file.sync().then(() => done(), done);
+    this.#writeBatch()
+      .then(() => this.#file.sync())
+      .then(() => done(), done);
   }
 
-  /** Writes the gathered batch to its end (a short writev continues where it stopped); the error, if any. */
-  #writeBatch(): Error | undefined {
+  /**
+   * Writes the gathered batch to its end (a short writev continues where it stopped). On this thread the first
+   * writev runs before this returns, while the batch is still in the core's cache.
+   */
+  async #writeBatch(): Promise<void> {
     let buffers = this.#batch;
     let left = this.#batchBytes;
     this.#batch = [];
     this.#batchBytes = 0;
-    try {
-      while (left > 0) {
-        const written = writevSync(this.#file.fd, buffers, this.#position);
-        if (written === 0) throw new Error(`writev wrote nothing of ${left} bytes at offset ${this.#position}`);
-        this.#position += written;
-        left -= written;
-        if (left > 0) buffers = rest(buffers, written);
-      }
-      return undefined;
-    } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
+    while (left > 0) {
+      const written = await this.#writev(this.#file.fd, buffers, this.#position);
+      if (written === 0) throw new Error(`writev wrote nothing of ${left} bytes at offset ${this.#position}`);
+      this.#position += written;
+      left -= written;
+      if (left > 0) buffers = rest(buffers, written);
     }
   }
 }
