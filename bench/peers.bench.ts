@@ -30,7 +30,6 @@ import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { ciphertextSize, DEFAULT_CHUNK_LOG2 } from '../src/core/format/index.ts';
 import { renderChart, type ChartPoint } from './support/chart.ts';
 import { bundleChild, REPO } from './support/child.ts';
 import { awsClient, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
@@ -151,7 +150,7 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
     } else {
       const up = await client.upload(server, file, id);
       stored = up.stored;
-      const expected = client.name.startsWith('ours') ? ciphertextSize(file.size, DEFAULT_CHUNK_LOG2) : file.size;
+      const expected = client.storedSize?.(file.size) ?? file.size;
       if (client.name !== 'rclone') {
         const size = await server.sizeOf(stored.key);
         if (size !== expected) throw new Error(`${client.name} upload stored ${size} bytes, expected ${expected}`);

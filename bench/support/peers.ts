@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { ciphertextSize, DEFAULT_CHUNK_LOG2 } from '../../src/core/format/index.ts';
 import { formatSegmentKey } from '../../src/core/objectKeys.ts';
 import { sqsRecord } from '../../src/local/lambdaEvents.ts';
 import { available, cleanEnv, measure, type Measured } from './measure.ts';
@@ -55,6 +56,8 @@ export interface Client {
   upload(server: BenchServer, file: SegmentFile, id: string): Promise<{ transfer: Transfer; stored: Stored }>;
   /** Restores what `upload` stored to the file `target`. */
   download(server: BenchServer, stored: Stored, target: string): Promise<Transfer>;
+  /** Bytes the server holds for a file of `size` bytes, when the client stores other than the plain bytes. */
+  storedSize?(size: number): number;
 }
 
 export interface ClientSetup {
@@ -224,6 +227,8 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
   return {
     name,
     unsupported: () => undefined,
+    // Format v1 unless a tuning run turns encryption off (the plain bytes then).
+    storedSize: (size) => (setup.ourEnv.S3_STORAGE_ENCRYPTION_KEY === 'off' ? size : ciphertextSize(size, DEFAULT_CHUNK_LOG2)),
     async upload(server, file, id) {
       const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size };
       const record = sqsRecord({ messageId: `bench-${id}`, body: JSON.stringify(announcement) }, 'https://sqs.us-east-1.amazonaws.com/000000000000/segments', server.region);
