@@ -272,7 +272,7 @@ describe('deploy rehearsal on moto_server', () => {
     expect(await invoke('cleanup', { version: '0', id: 'rehearsal', 'detail-type': 'Scheduled Event', source: 'aws.events', account: MOTO_ACCOUNT, time: new Date().toISOString(), region: REGION, resources: [], detail: {} })).toMatchObject({ received: 1, completed: 1, left: 0 });
     await expect(admin.s3().send(new HeadObjectCommand({ Bucket: DATA_BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
     // Each ran in the node its zip's exec wrapper started (functions/lambda-node.sh).
-    for (const fn of ['upload', 'fetch', 'cleanup']) expect(nodeFlags.get(fn)).toContain('--single-threaded-gc');
+    for (const fn of ['upload', 'fetch', 'cleanup']) expect(nodeFlags.get(fn)).toEqual(expect.arrayContaining(['--single-threaded-gc', '--expose-gc']));
   });
 
   it('the README\'s aws commands run as written: attach the nodes\' policy, find a key ARN by alias, encrypt the secret, the bucket lifecycle rule', async () => {

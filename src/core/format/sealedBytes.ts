@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { ByteSource } from '../byteSource.ts';
 import { TruncatedError } from '../errors.ts';
 import type { KeyEntry } from '../keyRing.ts';
+import { GARBAGE_BETWEEN_SCAVENGES, YoungGarbage } from '../youngGarbage.ts';
 import type { SegmentIdentity } from '../objectKeys.ts';
 import { ChunkCipher, TAG_SIZE } from './chunkCipher.ts';
 import type { GcmThreads } from './gcmThreads.ts';
@@ -40,6 +41,8 @@ export class SealedBytes implements ByteSource {
   readonly #sealed: Buffer;
   #carry: Buffer;
   #next = 0;
+  /** The cipher's output pieces of each chunk are garbage once copied into the target. */
+  readonly #garbage = new YoungGarbage(GARBAGE_BETWEEN_SCAVENGES);
 
   constructor(options: SealOptions) {
     ({ header: this.header, cipher: this.#cipher, chunks: this.#chunks } = begin(options));
@@ -73,6 +76,7 @@ export class SealedBytes implements ByteSource {
     const plain = this.#plain.subarray(0, size);
     await readChunk(this.#plaintext, plain, index);
     const last = index === this.#chunks - 1;
+    this.#garbage.made(size);
     if (target.length - offset >= size + TAG_SIZE) return this.#cipher.sealInto(index, last, plain, target, offset);
     const sealed = this.#sealed.subarray(0, this.#cipher.sealInto(index, last, plain, this.#sealed, 0));
     const n = sealed.copy(target, offset);
