@@ -7,8 +7,8 @@
 #   of MiB; run in background threads, those collections cost 1.2–2.4 s of CPU per GiB more than run on the
 #   main thread (1 GiB transfers), and a function at the default memory size has less than one vCPU for all of
 #   them (docs/DEVELOPMENT.md, "The garbage collector, off its background threads").
-#   --expose-gc: lets the codec ask for a scavenge every few MiB of those Buffers (src/core/youngGarbage.ts),
-#   which V8 otherwise lets pile up by tens of MiB: 30–45 MiB off an upload's peak memory, 20–45 off a restore's.
+#   --expose-gc: lets the upload's sealer ask for a scavenge every 4 MiB of the cipher's output Buffers
+#   (src/core/youngGarbage.ts), which V8 otherwise lets pile up by tens of MiB: 30–45 MiB off its peak memory.
 node="$1"
 shift
 exec "$node" --single-threaded-gc --expose-gc "$@"

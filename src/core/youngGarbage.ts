@@ -1,5 +1,5 @@
 /**
- * Scavenges while a segment is sealed, when node runs with --expose-gc (the functions' exec wrapper).
+ * Scavenges while a segment is sealed for an upload, when node runs with --expose-gc (the functions' exec wrapper).
  *
  * Node 20's `cipher.update` returns a fresh Buffer per piece, copied at once into the part buffer and dropped.
  * Those Buffers are young garbage, but their bytes live outside V8's heap, where they do not fill the young
@@ -10,9 +10,11 @@
 type MinorGc = (options: { type: 'minor' }) => void;
 
 /**
- * Bytes of young garbage between two scavenges. 1 GiB transfers on s3rver and fauxqs, three each (docs/DEVELOPMENT.md,
- * "Upload memory"): every 4 MiB the upload peaked at 140–144 MiB against 174–188 without, the restore at 77–81
- * against 99–127, at the same CPU; every 8 and 16 MiB left more (145–148 and 160–165 MiB for the upload).
+ * Bytes of young garbage between two scavenges. 1 GiB uploads, three each on s3rver and fauxqs
+ * (docs/DEVELOPMENT.md, "Upload memory"): every 4 MiB the upload peaked at 140–144 MiB against 174–188
+ * without, at the same CPU or less; every 8 and 16 MiB left more (145–148 and 160–165 MiB). The restore was
+ * tried too and is left without: 20–25 MiB less at its peak, but 0.1–0.3 CPU s/GiB more, and its peak was
+ * already under the goal.
  */
 export const GARBAGE_BETWEEN_SCAVENGES = 4 * 2 ** 20;
 

@@ -14,7 +14,6 @@
  */
 import type { DecipherGCM } from 'node:crypto';
 import { AuthenticationError, TruncatedError } from '../errors.ts';
-import { GARBAGE_BETWEEN_SCAVENGES, YoungGarbage } from '../youngGarbage.ts';
 import { CIPHER_PIECE, TAG_SIZE, type ChunkCipher } from './chunkCipher.ts';
 import { chunkCount, chunkPlainSize, type RangePlan } from './layout.ts';
 
@@ -85,9 +84,6 @@ class OpeningChunk {
 export abstract class ChunkReader {
   protected readonly chunkSize: number;
   #next: number;
-  /** Each chunk's received bytes (the HTTP parser's copies) and deciphered pieces are garbage soon after it is
-   *  released: about two chunks' worth per chunk. */
-  readonly #garbage = new YoungGarbage(GARBAGE_BETWEEN_SCAVENGES);
 
   constructor(
     protected readonly cipher: ChunkCipher,
@@ -116,7 +112,6 @@ export abstract class ChunkReader {
 
   /** Counts the next chunk as read; returns the parts of its (authenticated) plaintext inside the window. */
   protected release(pieces: readonly Buffer[], out: Buffer[]): void {
-    this.#garbage.made(2 * this.chunkSize);
     let offset = this.#next++ * this.chunkSize;
     for (const piece of pieces) {
       const from = Math.max(0, this.window.start - offset);
