@@ -269,15 +269,12 @@ describe('a file:// destination on a file system that is not local', () => {
   it("writes through the placement its directory's file system gets: on the pool for EFS", async () => {
     const dir = await mkdtemp(join(root, 'efs-'));
     const seen: { fd: number; bytes: number }[] = [];
-    vi.mocked(writePlacementFor).mockImplementationOnce(async () => ({
-      fileSystem: '0x6969',
-      thread: 'pool',
-      writev: async (fd, buffers, position) => {
-        const written = await writeOnPool(fd, buffers, position);
-        seen.push({ fd, bytes: written });
-        return written;
-      },
-    }));
+    // As on EFS: the pool.
+    vi.mocked(writePlacementFor).mockImplementationOnce(async () => async (file, buffers, position) => {
+      const written = await writeOnPool(file, buffers, position);
+      seen.push({ fd: file.fd, bytes: written });
+      return written;
+    });
     const dest = await openDestination({ kind: 'file', path: join(dir, 'seg') }, { ...baseConfig, restoreRoot: root } as Config, {} as PutStore, { all: async () => [] });
     // Asked about the destination's own directory (through its descriptor).
     const asked = vi.mocked(writePlacementFor).mock.lastCall?.[0] ?? '';

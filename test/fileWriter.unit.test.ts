@@ -4,7 +4,7 @@
  * than a batch, empty chunks), a short writev goes on where it stopped, the file is fsynced only once every byte
  * is in it, and a failing write or fsync fails the stream. The pool's writes do not hold the event loop.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writev as fsWritev } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,19 @@ vi.mock('node:fs', async (importOriginal) => {
 const { BATCH_BYTES, FileWriter } = await import('../src/fetch/fileWriter.ts');
 const { writeOnPool, writeOnThisThread } = await import('../src/fetch/writePlacement.ts');
 type WritevAt = import('../src/fetch/writePlacement.ts').WritevAt;
+type WriterFile = ConstructorParameters<typeof FileWriter>[0];
+
+/** A FileHandle's part the writer uses, over descriptor `fd`: its pool writev goes through the mocked fs.writev. */
+function handle(fd: number, sync: () => Promise<void>): WriterFile {
+  return {
+    fd,
+    sync,
+    writev: <T extends readonly NodeJS.ArrayBufferView[]>(buffers: T, position?: number) =>
+      new Promise<{ bytesWritten: number; buffers: T }>((resolve, reject) =>
+        fsWritev(fd, [...buffers], position ?? null, (err, bytesWritten) => (err ? reject(err) : resolve({ bytesWritten, buffers }))),
+      ),
+  };
+}
 
 let dir: string;
 let n = 0;
@@ -71,7 +84,7 @@ async function writeThrough(chunks: Buffer[], writev: WritevAt): Promise<{ bytes
   const path = join(dir, `f${n++}`);
   const fd = openSync(path, 'wx');
   const sizesAtSync: number[] = [];
-  const writer = new FileWriter({ fd, sync: async () => void sizesAtSync.push(readFileSync(path).length) }, writev);
+  const writer = new FileWriter(handle(fd, async () => void sizesAtSync.push(readFileSync(path).length)), writev);
   try {
     await pipeline(Readable.from(chunks), writer);
   } finally {
@@ -123,7 +136,7 @@ describe.each([
     const fd = openSync(path, 'r');
     let synced = false;
     try {
-      const writer = new FileWriter({ fd, sync: async () => void (synced = true) }, writev);
+      const writer = new FileWriter(handle(fd, async () => void (synced = true)), writev);
       await expect(pipeline(Readable.from([patterned(BATCH_BYTES + 1, 1)]), writer)).rejects.toMatchObject({ code: 'EBADF' });
     } finally {
       closeSync(fd);
@@ -135,7 +148,7 @@ describe.each([
     const path = join(dir, `fs${n++}`);
     const fd = openSync(path, 'wx');
     try {
-      const writer = new FileWriter({ fd, sync: async () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) }, writev);
+      const writer = new FileWriter(handle(fd, async () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }))), writev);
       await expect(pipeline(Readable.from([patterned(10, 1)]), writer)).rejects.toMatchObject({ code: 'EIO' });
     } finally {
       closeSync(fd);
@@ -154,16 +167,16 @@ describe('FileWriter with a write that waits (a file system stalled by its serve
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let started = 0;
-    const stalled: WritevAt = async (fd, buffers, position) => {
+    const stalled: WritevAt = async (file, buffers, position) => {
       started++;
       await gate;
-      return writeOnPool(fd, buffers, position);
+      return writeOnPool(file, buffers, position);
     };
     const path = join(dir, `stall${n++}`);
     const fd = openSync(path, 'wx');
     try {
       const chunks = [patterned(BATCH_BYTES, 1), patterned(BATCH_BYTES, 2), patterned(10, 3)];
-      const done = pipeline(Readable.from(chunks), new FileWriter({ fd, sync: async () => undefined }, stalled));
+      const done = pipeline(Readable.from(chunks), new FileWriter(handle(fd, async () => undefined), stalled));
       let timerRan = false;
       await new Promise<void>((resolve) => setTimeout(() => resolve(void (timerRan = true)), 20));
       expect(timerRan).toBe(true);
@@ -172,6 +185,34 @@ describe('FileWriter with a write that waits (a file system stalled by its serve
       await done;
       expect(readFileSync(path).equals(Buffer.concat(chunks))).toBe(true);
       expect(started).toBe(3);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe('FileWriter destroyed while a write is pending (the restore failed or was stopped)', () => {
+  it('writes no more once the pending write settles, even after a short write', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    const shortThenMore: WritevAt = async () => {
+      calls++;
+      await gate;
+      return 100; // a short write: the loop would go on with the rest
+    };
+    const path = join(dir, `destroyed${n++}`);
+    const fd = openSync(path, 'wx');
+    try {
+      const stop = new AbortController();
+      const writing = pipeline(Readable.from([patterned(BATCH_BYTES, 1)]), new FileWriter(handle(fd, async () => undefined), shortThenMore), { signal: stop.signal });
+      await new Promise<void>((resolve) => setTimeout(resolve, 10));
+      expect(calls).toBe(1);
+      stop.abort();
+      await expect(writing).rejects.toMatchObject({ name: 'AbortError' });
+      release();
+      await new Promise<void>((resolve) => setTimeout(resolve, 10));
+      expect(calls).toBe(1);
     } finally {
       closeSync(fd);
     }

@@ -10,26 +10,32 @@ import { LOCAL_FILE_SYSTEMS, writeOnPool, writeOnThisThread, writePlacementFor }
 const typed = (type: number) => async () => ({ type });
 
 describe('writePlacementFor', () => {
-  it.each([
-    [0xef53, 'ext2/3/4'],
-    [0x58465342, 'xfs'],
-    [0x01021994, 'tmpfs'],
-    [0x794c7630, 'overlayfs'],
-  ])('a local file system (0x%s) is written on this thread', async (type, name) => {
-    expect(await writePlacementFor('/d', typed(type))).toEqual({ writev: writeOnThisThread, fileSystem: name, thread: 'main' });
+  it.each([...LOCAL_FILE_SYSTEMS].map(([type, name]) => ({ type, name })))('$name (a local file system) is written on this thread', async ({ type }) => {
+    expect(await writePlacementFor('/d', typed(type))).toBe(writeOnThisThread);
   });
 
   it.each([
-    [0x6969, '0x6969'], // NFS: EFS
-    [0x65735546, '0x65735546'], // FUSE
-    [0x12345678, '0x12345678'],
-  ])('any other (%s) is written on the pool', async (type, name) => {
-    expect(await writePlacementFor('/d', typed(type))).toEqual({ writev: writeOnPool, fileSystem: name, thread: 'pool' });
+    { type: 0x6969, name: 'NFS (EFS)' },
+    { type: 0x65735546, name: 'FUSE' },
+    { type: 0x12345678, name: 'a type not known' },
+  ])('$name is written on the pool', async ({ type }) => {
+    expect(await writePlacementFor('/d', typed(type))).toBe(writeOnPool);
   });
 
   it('a statfs that fails means the pool', async () => {
-    const placement = await writePlacementFor('/d', async () => Promise.reject(Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' })));
-    expect(placement).toEqual({ writev: writeOnPool, fileSystem: 'unknown (statfs failed)', thread: 'pool' });
+    expect(await writePlacementFor('/d', async () => Promise.reject(Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' })))).toBe(writeOnPool);
+  });
+
+  it('the local types are those of linux/magic.h', () => {
+    expect(Object.fromEntries([...LOCAL_FILE_SYSTEMS].map(([type, name]) => [name, type.toString(16)]))).toEqual({
+      'ext2/3/4': 'ef53',
+      xfs: '58465342',
+      btrfs: '9123683e',
+      tmpfs: '1021994',
+      ramfs: '858458f6',
+      overlayfs: '794c7630',
+      f2fs: 'f2f52010',
+    });
   });
 
   it("asks statfs about the path it is given, and by default this machine's own", async () => {
@@ -37,6 +43,6 @@ describe('writePlacementFor', () => {
     await writePlacementFor('/some/dir', async (p) => (asked.push(p), { type: 0xef53 }));
     expect(asked).toEqual(['/some/dir']);
     const here = await writePlacementFor(tmpdir());
-    expect(here.thread).toBe(LOCAL_FILE_SYSTEMS.has((await statfs(tmpdir())).type) ? 'main' : 'pool');
+    expect(here).toBe(LOCAL_FILE_SYSTEMS.has((await statfs(tmpdir())).type) ? writeOnThisThread : writeOnPool);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Scavenges while sealing and opening (src/core/youngGarbage.ts): one per GARBAGE_BETWEEN_SCAVENGES bytes of
+ * Scavenges while sealing for an upload (src/core/youngGarbage.ts): one per GARBAGE_BETWEEN_SCAVENGES bytes of
  * young garbage when node exposes gc (the functions' exec wrapper starts node with --expose-gc), none and no
  * error when it does not; the upload's sealer reports its garbage.
  */

@@ -228,7 +228,7 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
     name,
     unsupported: () => undefined,
     // Format v1 unless a tuning run turns encryption off (the plain bytes then).
-    storedSize: (size) => (setup.ourEnv.S3_STORAGE_ENCRYPTION_KEY === 'off' ? size : ciphertextSize(size, DEFAULT_CHUNK_LOG2)),
+    storedSize: (size) => ((setup.ourEnv.S3_STORAGE_ENCRYPTION_KEY ?? setup.secret) === 'off' ? size : ciphertextSize(size, DEFAULT_CHUNK_LOG2)),
     async upload(server, file, id) {
       const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size };
       const record = sqsRecord({ messageId: `bench-${id}`, body: JSON.stringify(announcement) }, 'https://sqs.us-east-1.amazonaws.com/000000000000/segments', server.region);

@@ -22,7 +22,7 @@ import { describeValue, LocationError, ProtectedDestinationError } from '../core
 import type { Location } from '../core/locations.ts';
 import type { S3Store } from '../core/s3Store.ts';
 import { FileWriter } from './fileWriter.ts';
-import { writePlacementFor, type WritePlacement } from './writePlacement.ts';
+import { writePlacementFor, type WritevAt } from './writePlacement.ts';
 import { removeAbandonedTemporaries, temporaryName } from './restoreTemporaries.ts';
 
 export interface Destination {
@@ -108,10 +108,10 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
   const target = join(dir.path, name);
   const tempName = temporaryName(name);
   let file: FileHandle;
-  let placement: WritePlacement;
+  let writev: WritevAt;
   try {
     await removeAbandonedTemporaries((entry) => dir.entry(entry), config.uploadTimeoutSeconds * 1000);
-    placement = await writePlacementFor(dir.entry('.'));
+    writev = await writePlacementFor(dir.entry('.'));
     file = await createTemporary(dir, tempName, location.path);
   } catch (err) {
     await dir.close();
@@ -125,7 +125,7 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
       settled = true;
       try {
         // The writer fsyncs the file once the body ended; then it is closed and renamed into place.
-        await pipeline(body, writeBehind(file), new FileWriter(file, placement.writev), signal ? { signal } : {});
+        await pipeline(body, writeBehind(file), new FileWriter(file, writev), signal ? { signal } : {});
         await file.close();
         await moveIntoPlace(dir, tempName, name, location.path);
       } catch (err) {

@@ -12,20 +12,20 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { writeOnThisThread, type WritevAt } from './writePlacement.ts';
+import { writeOnThisThread, type WritableFile, type WritevAt } from './writePlacement.ts';
 
 /** Bytes gathered per writev: small enough to be still in the core's cache (2 MiB of L2 here) when written. */
 export const BATCH_BYTES = 256 * 1024;
 
 export class FileWriter extends Writable {
-  readonly #file: Pick<FileHandle, 'fd' | 'sync'>;
+  readonly #file: WritableFile & Pick<FileHandle, 'sync'>;
   readonly #writev: WritevAt;
   #batch: Buffer[] = [];
   #batchBytes = 0;
   /** Where the next byte goes (positional writes: the handle's own offset is not relied on). */
   #position = 0;
 
-  constructor(file: Pick<FileHandle, 'fd' | 'sync'>, writev: WritevAt = writeOnThisThread) {
+  constructor(file: WritableFile & Pick<FileHandle, 'sync'>, writev: WritevAt = writeOnThisThread) {
     super({ highWaterMark: BATCH_BYTES });
     this.#file = file;
     this.#writev = writev;
@@ -64,7 +64,9 @@ export class FileWriter extends Writable {
     this.#batch = [];
     this.#batchBytes = 0;
     while (left > 0) {
-      const written = await this.#writev(this.#file.fd, buffers, this.#position);
+      // A stream destroyed meanwhile (the restore failed or was stopped) writes no more: its file is closing.
+      if (this.destroyed) throw new Error(`the restore stopped with ${left} bytes not written at offset ${this.#position}`);
+      const written = await this.#writev(this.#file, buffers, this.#position);
       if (written === 0) throw new Error(`writev wrote nothing of ${left} bytes at offset ${this.#position}`);
       this.#position += written;
       left -= written;

@@ -5,18 +5,24 @@
  * for the network or the server's throttling; made on the main thread, that wait would stop the function
  * itself, its deadline timer and its abort included. There the writes go to libuv's pool, as fs.WriteStream's do.
  */
-import { writev, writevSync } from 'node:fs';
-import { statfs as statfsPromise } from 'node:fs/promises';
+import { writevSync } from 'node:fs';
+import { statfs as statfsPromise, type FileHandle } from 'node:fs/promises';
 
-/** Writes `buffers` at `position` of `fd`; the bytes written (a short write is not an error). */
-export type WritevAt = (fd: number, buffers: readonly Buffer[], position: number) => number | Promise<number>;
+/** The file a restore writes: its descriptor, and its handle's own writev (a pool write the handle tracks). */
+export type WritableFile = Pick<FileHandle, 'fd' | 'writev'>;
+
+/** Writes `buffers` at `position` of `file`; the bytes written (a short write is not an error). */
+export type WritevAt = (file: WritableFile, buffers: readonly Buffer[], position: number) => number | Promise<number>;
 
 /** On the calling thread: the write returns once the kernel copied the bytes. */
-export const writeOnThisThread: WritevAt = (fd, buffers, position) => writevSync(fd, buffers, position);
+export const writeOnThisThread: WritevAt = (file, buffers, position) => writevSync(file.fd, buffers, position);
 
-/** On libuv's pool: the calling thread goes on while the write waits. */
-export const writeOnPool: WritevAt = (fd, buffers, position) =>
-  new Promise((resolve, reject) => writev(fd, buffers, position, (err, written) => (err ? reject(err) : resolve(written))));
+/**
+ * On libuv's pool, through the FileHandle: its close() waits for this write, so a restore that fails or is
+ * stopped mid-write never closes the descriptor under a write still queued (which could then land in whatever
+ * file or socket reused the number).
+ */
+export const writeOnPool: WritevAt = async (file, buffers, position) => (await file.writev(buffers, position)).bytesWritten;
 
 /** statfs(2) magic numbers (linux/magic.h) of file systems whose writes complete in the local page cache. */
 export const LOCAL_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
@@ -29,22 +35,13 @@ export const LOCAL_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
   [0xf2f52010, 'f2fs'],
 ]);
 
-export interface WritePlacement {
-  readonly writev: WritevAt;
-  /** For the log: the file system's type, and where the writes run. */
-  readonly fileSystem: string;
-  readonly thread: 'main' | 'pool';
-}
-
-/** The writes for a file in directory `path`; the pool when its file system is not a known local one or cannot be told. */
-export async function writePlacementFor(path: string, statfs: (path: string) => Promise<{ type: number }> = statfsPromise): Promise<WritePlacement> {
-  let type: number;
+/** The writes for a file in directory `path`: this thread on a known local file system, else the pool (also
+ *  when statfs fails). */
+export async function writePlacementFor(path: string, statfs: (path: string) => Promise<{ type: number }> = statfsPromise): Promise<WritevAt> {
   try {
-    ({ type } = await statfs(path));
+    const { type } = await statfs(path);
+    return LOCAL_FILE_SYSTEMS.has(type) ? writeOnThisThread : writeOnPool;
   } catch {
-    return { writev: writeOnPool, fileSystem: 'unknown (statfs failed)', thread: 'pool' };
+    return writeOnPool;
   }
-  const local = LOCAL_FILE_SYSTEMS.get(type);
-  if (local !== undefined) return { writev: writeOnThisThread, fileSystem: local, thread: 'main' };
-  return { writev: writeOnPool, fileSystem: `0x${type.toString(16)}`, thread: 'pool' };
 }
