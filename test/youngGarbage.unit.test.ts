@@ -36,6 +36,11 @@ describe('YoungGarbage', () => {
     expect(() => garbage.made(10 * MiB)).not.toThrow();
   });
 
+  it('a global gc that is not a function is not called', () => {
+    g.gc = 'not a function';
+    expect(() => new YoungGarbage(1).made(10)).not.toThrow();
+  });
+
   it("takes node's gc when it is exposed", () => {
     const gc = vi.fn();
     g.gc = gc;
