@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { bundleChild, REPO } from './child.ts';
+import { processCpuSeconds } from './processCpu.ts';
 
 export type ServerName = 's3rver' | 'fauxqs';
 
@@ -28,6 +29,8 @@ export interface BenchServer {
   readonly maxBody: number | undefined;
   /** Size of a stored object, or undefined when it is absent. */
   sizeOf(key: string): Promise<number | undefined>;
+  /** CPU seconds the server process has used so far (undefined where /proc cannot be read). */
+  cpuSeconds(): number | undefined;
   /** Deletes every object under `prefix` (the bench's own keys only). */
   clear(prefix: string): Promise<void>;
   stop(): Promise<void>;
@@ -71,7 +74,8 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
-function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: string, secretKey: string, maxBody: number | undefined, stop: () => Promise<void>): BenchServer {
+function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: string, secretKey: string, maxBody: number | undefined, child: ChildProcess): BenchServer {
+  const stop = stopper(child);
   const client = new S3Client({
     region: REGION,
     endpoint,
@@ -88,6 +92,7 @@ function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: 
     accessKey,
     secretKey,
     maxBody,
+    cpuSeconds: () => processCpuSeconds(child.pid),
     async sizeOf(key) {
       try {
         return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
@@ -117,7 +122,7 @@ export async function startS3rver(dir: string, bucket: string): Promise<BenchSer
   });
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(endpoint, child, 's3rver');
-  return adminOf('s3rver', endpoint, bucket, 'S3RVER', 'S3RVER', undefined, stopper(child));
+  return adminOf('s3rver', endpoint, bucket, 'S3RVER', 'S3RVER', undefined, child);
 }
 
 /** fauxqs in a child process (bench/support/fauxqsServer.ts, bundled), with `bucket` created. */
@@ -133,7 +138,7 @@ export async function startFauxqsProcess(dir: string, bucket: string): Promise<B
     });
     child.once('exit', (code) => reject(new Error(`fauxqs exited with ${code} before it listened`)));
   });
-  return adminOf('fauxqs', `http://127.0.0.1:${port}`, bucket, 'local', 'local', 11 * 1024 * 1024, stopper(child));
+  return adminOf('fauxqs', `http://127.0.0.1:${port}`, bucket, 'local', 'local', 11 * 1024 * 1024, child);
 }
 
 export function startServer(name: ServerName, dir: string, bucket: string): Promise<BenchServer> {
