@@ -54,6 +54,14 @@ describe('decodeObjectMetadata', () => {
     expect(decodeObjectMetadata(plain({ 'bks-mac': HEX64 }))?.mac).toBeUndefined();
     expect(decodeObjectMetadata(v1({ 'bks-mac': HEX64 }))?.mac).toBe(HEX64);
   });
+
+  it('keeps bks-digest (64 base64 characters) only for v1 objects, and refuses one of another length', () => {
+    expect(decodeObjectMetadata(plain({ 'bks-digest': HEADER64 }))?.digest).toBeUndefined();
+    expect(decodeObjectMetadata(v1({ 'bks-digest': HEADER64 }))?.digest).toBe(HEADER64);
+    expect(decodeObjectMetadata(v1())?.digest).toBeUndefined();
+    for (const bad of [`A${HEADER64}`, HEADER64.slice(1), `${HEADER64.slice(1)}-`])
+      expect(refusal(v1({ 'bks-digest': bad }), 's3://b/k')).toBe('s3://b/k: metadata is not valid bucket-storage metadata (bks-digest)');
+  });
 });
 
 describe('expectedStoredSize', () => {

@@ -9,16 +9,14 @@
  * The key is derived like the object key (same master, same per-object salt, same identity) but with another
  * info string, so it is independent of the encryption key; without the master it reveals nothing.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { objectSubkey } from './format/index.ts';
 import type { KeyEntry } from './keyRing.ts';
 import type { SegmentIdentity } from './objectKeys.ts';
 
-const INFO = 'bucket-storage/v1 sha256-mac ';
-
 /** The hex MAC of the hex SHA-256 `sha256` for the object with header salt `salt`, under `key`'s master. */
 export function digestMac(key: Pick<KeyEntry, 'master'>, salt: Buffer, identity: SegmentIdentity, sha256: string): string {
-  const info = Buffer.from(`${INFO}${identity.dataspace}/${identity.segmentId}`, 'utf8');
-  const macKey = Buffer.from(hkdfSync('sha256', key.master, salt, info, 32));
+  const macKey = objectSubkey(key.master, salt, identity, 'sha256-mac');
   return createHmac('sha256', macKey).update(Buffer.from(sha256, 'hex')).digest('hex');
 }
 

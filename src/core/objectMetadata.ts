@@ -8,6 +8,8 @@
  *               plus one ranged GET of the chunk span
  *   bks-mac     v1 only, when the announcement gave a sha256: a keyed MAC of the plaintext SHA-256 (digestMac.ts),
  *               so "already stored?" compares content without storing a digest a reader could check guesses with
+ *   bks-digest  v1 only, when the announcement gave a sha256: the plaintext SHA-256 sealed under a key of this
+ *               object (sealedDigest.ts), so a whole restore answers it without hashing again
  */
 import * as z from 'zod';
 import { MalformedHeaderError } from './errors.ts';
@@ -22,6 +24,8 @@ export interface SegmentObjectMetadata {
   readonly header?: Buffer | undefined;
   /** Hex HMAC-SHA256 of the plaintext SHA-256 (see digestMac.ts); v1 objects written with an announced sha256. */
   readonly mac?: string | undefined;
+  /** Base64 of the sealed plaintext SHA-256 (see sealedDigest.ts); v1 objects written with an announced sha256. */
+  readonly digest?: string | undefined;
 }
 
 const HEX_256 = /^[0-9a-f]{64}$/;
@@ -31,6 +35,7 @@ const schema = z.object({
   'bks-sha256': z.string().regex(HEX_256).optional(),
   'bks-header': z.string().regex(/^[A-Za-z0-9+/]{64}$/).optional(),
   'bks-mac': z.string().regex(HEX_256).optional(),
+  'bks-digest': z.string().regex(/^[A-Za-z0-9+/]{64}$/).optional(),
 });
 
 export function encodeObjectMetadata(m: SegmentObjectMetadata): Record<string, string> {
@@ -40,6 +45,7 @@ export function encodeObjectMetadata(m: SegmentObjectMetadata): Record<string, s
     ...(m.sha256 !== undefined ? { 'bks-sha256': m.sha256 } : {}),
     ...(m.header !== undefined ? { 'bks-header': m.header.toString('base64') } : {}),
     ...(m.mac !== undefined ? { 'bks-mac': m.mac } : {}),
+    ...(m.digest !== undefined ? { 'bks-digest': m.digest } : {}),
   };
 }
 
@@ -63,6 +69,7 @@ export function decodeObjectMetadata(metadata: Readonly<Record<string, string>>,
     sha256: m['bks-sha256'],
     header: m['bks-header'] !== undefined ? Buffer.from(m['bks-header'], 'base64') : undefined,
     mac: m['bks-format'] === 'v1' ? m['bks-mac'] : undefined,
+    digest: m['bks-format'] === 'v1' ? m['bks-digest'] : undefined,
   };
 }
 

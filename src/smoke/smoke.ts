@@ -82,7 +82,8 @@ export async function runSmoke(runtime: Runtime, stager: Stager, options: SmokeO
     const stored = await waitStored(runtime, key, options);
     options.say(`smoke 3/5: stored in s3://${stored.bucket}/${key} after ${(stored.waitedMs / 1000).toFixed(1)} s`);
 
-    const answer = await fetchSegment(runtime, { ...identity, destination: pathToFileURL(restored).href });
+    // Hashed as written (rehash): the smoke test proves the bytes, not only the digest the upload sealed.
+    const answer = await fetchSegment(runtime, { ...identity, destination: pathToFileURL(restored).href }, { rehash: true });
     if (answer.size !== options.size || answer.sha256 !== sha256) {
       throw new IntegrityError('sha256', `${sha256} (${options.size} bytes)`, `${answer.sha256} (${answer.size} bytes)`, `smoke segment ${name} restored from s3://${answer.bucket}/${answer.key}`);
     }

@@ -9,8 +9,10 @@
  * source that changed while it was read) fails the upload and its multipart upload is aborted: no object
  * appears. A crash mid-upload leaves no object either (S3 shows a multipart object only on
  * CompleteMultipartUpload), so a redelivery starts clean. With an announced sha256, a format v1 object carries
- * bks-mac (digestMac.ts). The plaintext's SHA-256 is computed only where something needs it: an announced
- * sha256 to check, or encryption `off` (bks-sha256); with encryption on the chunk tags are the integrity check.
+ * bks-mac (digestMac.ts) and bks-digest (sealedDigest.ts): both are written only because the upload completes
+ * only when the bytes it sealed have that digest. The plaintext's SHA-256 is computed only where something
+ * needs it: an announced sha256 to check, or encryption `off` (bks-sha256); with encryption on the chunk tags
+ * are the integrity check.
  *
  * Write once, enforced by S3: the object is created with If-None-Match: * (PutObject, and CompleteMultipartUpload:
  * multipartUpload.ts sends it with both), so it never overwrites an object: when a twin delivery of the same
@@ -20,6 +22,7 @@
 import { CheckedBytes } from '../core/byteSource.ts';
 import type { Config } from '../core/config.ts';
 import { digestMac } from '../core/digestMac.ts';
+import { sealDigest } from '../core/sealedDigest.ts';
 import { StorageError } from '../core/errors.ts';
 import type { KeyEntry, KeyRing } from '../core/keyRing.ts';
 import { decodeObjectMetadata, encodeObjectMetadata } from '../core/objectMetadata.ts';
@@ -66,7 +69,7 @@ export async function writeSegmentObject(runtime: WriteRuntime, request: WriteRe
     const plaintext = new CheckedBytes(bytes, { size: source.size, sha256: plainSha ?? request.sha256, sha256Of: SHA256_OF, digest: current === undefined, what });
     const sealed = current === undefined ? undefined : new SealedBytes({ key: current, identity: request.identity, chunkLog2: runtime.config.chunkLog2, plaintext, plaintextSize: source.size });
     const metadata = sealed
-      ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: sealed.header.raw, mac: macOf(current, sealed, request) })
+      ? encodeObjectMetadata({ format: 'v1', plaintextSize: source.size, header: sealed.header.raw, ...announcedDigest(current, sealed, request) })
       : encodeObjectMetadata({ format: 'plain', plaintextSize: source.size, sha256: plainSha });
     const storedSize = sealed ? sealed.storedSize : source.size;
     let put: { etag: string | undefined; checksumCrc32: string | undefined };
@@ -102,8 +105,10 @@ function finishedDigest(plaintext: CheckedBytes): string | undefined {
 /** What the expected digest of an upload is, for the meter's message. */
 const SHA256_OF = 'announced sha256, or the digest read before the upload: the source changed while it was read, or the announcement is wrong';
 
-function macOf(key: KeyEntry | undefined, sealed: SealedBytes, request: WriteRequest): string | undefined {
-  return key !== undefined && request.sha256 !== undefined ? digestMac(key, sealed.header.salt, request.identity, request.sha256) : undefined;
+/** bks-mac and bks-digest of a format v1 object, when the announcement gave a sha256 (the upload fails unless the bytes have it). */
+function announcedDigest(key: KeyEntry | undefined, sealed: SealedBytes, request: WriteRequest): { mac?: string; digest?: string } {
+  if (key === undefined || request.sha256 === undefined) return {};
+  return { mac: digestMac(key, sealed.header.salt, request.identity, request.sha256), digest: sealDigest(key.master, sealed.header, request.identity, request.sha256) };
 }
 
 /** A CompleteMultipartUpload whose answer was lost: S3 completed it, and the SDK's retry got NoSuchUpload. */

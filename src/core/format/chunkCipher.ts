@@ -19,10 +19,20 @@ const OBJECT_KEY_SIZE = 32;
  *  (measured: bench/codec.bench.ts). */
 export const CIPHER_PIECE = 16 * 1024;
 
-/** The key of one object: a new salt, or another segment name, gives another key. */
-export function objectKeyFor(master: Buffer, salt: Buffer, identity: SegmentIdentity): Buffer {
-  const info = Buffer.from(`bucket-storage/v1 segment ${identity.dataspace}/${identity.segmentId}`, 'utf8');
+/**
+ * A 32-byte key of one object for one purpose: HKDF-SHA256(ikm = master, salt = header salt,
+ * info = "bucket-storage/v1 <purpose> " + dataspace + "/" + segmentId). The chunks' key ('segment'), bks-mac's
+ * ('sha256-mac', digestMac.ts) and bks-digest's ('sha256-seal', sealedDigest.ts) differ only by purpose, so each
+ * is independent of the others; a new salt, or another segment name, gives other keys.
+ */
+export function objectSubkey(master: Buffer, salt: Buffer, identity: SegmentIdentity, purpose: 'segment' | 'sha256-mac' | 'sha256-seal'): Buffer {
+  const info = Buffer.from(`bucket-storage/v1 ${purpose} ${identity.dataspace}/${identity.segmentId}`, 'utf8');
   return Buffer.from(hkdfSync('sha256', master, salt, info, OBJECT_KEY_SIZE));
+}
+
+/** The key of one object's chunks. */
+export function objectKeyFor(master: Buffer, salt: Buffer, identity: SegmentIdentity): Buffer {
+  return objectSubkey(master, salt, identity, 'segment');
 }
 
 /** The nonce of chunk `index`: a chunk moved, or a middle chunk standing last, no longer verifies. */

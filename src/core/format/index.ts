@@ -14,7 +14,7 @@
  *   reader: decryptStream.ts (a stream, a Decryptor; openInParallel: chunks opened on worker threads), chunkReader.ts
  */
 export { HEADER_SIZE, MIN_CHUNK_LOG2, MAX_CHUNK_LOG2, DEFAULT_CHUNK_LOG2, isChunkLog2, parseHeader, type Header } from './header.ts';
-export { TAG_SIZE } from './chunkCipher.ts';
+export { objectSubkey, TAG_SIZE } from './chunkCipher.ts';
 export { checkRange, chunkCount, ciphertextSize, planRange, type RangePlan } from './layout.ts';
 export { createEncryptStream, EncryptStream, type EncryptOptions } from './encryptStream.ts';
 export { SealedBytes, sealInParallel, type SealOptions } from './sealedBytes.ts';
