@@ -5,11 +5,14 @@
  * (16 MiB, 256 MiB, 1 GiB, 4 GiB), every client uploads the same random file and restores it to a file:
  *   ours      dist/upload and dist/fetch bundles (scripts/build.mjs) in a fresh node started through the
  *             functions' exec wrapper (functions/lambda-node.sh, as Lambda starts them), handler invoked with
- *             an SQS event / a fetch invocation, encryption on (format v1);
+ *             an SQS event (announcing size and sha256, as `bucket-storage ship` does) / a fetch invocation,
+ *             encryption on (format v1);
  *   aws       `aws s3 cp` (plain, its defaults);   rclone  `rclone copy` through a crypt remote (encrypted);
  *   curl      one sigv4 PUT and GET of the file: the server's own ceiling.
  * Each client is a process under /usr/bin/time: wall MiB/s, CPU seconds per GiB (user+sys, children
  * included) and peak RSS. Every copy is checked (size, SHA-256). Figures are medians of BENCH_REPEAT runs.
+ * Beside each transfer, the cores the server process kept busy meanwhile (its /proc CPU time over the wall time):
+ * both servers run their JavaScript on one thread, so near 1.0 the server, not the client, set the speed.
  * Prints one table per server and size, ratios and the goals, and writes the JSON, a markdown table and an
  * SVG chart (vega-lite): to docs/bench/ for the full set of sizes, to .bench-tmp/peers/ otherwise.
  *
@@ -21,7 +24,10 @@
  * into our children: bench/support/bufferWatch.mjs shows where the Buffers peak goes), BENCH_NO_WRAPPER=1 (our
  * children in plain node, without the exec wrapper's flags), BENCH_NODE=path (the node our children run on, e.g.
  * Lambda's major version; the servers, the peers and this harness stay on the node running the bench),
- * BENCH_CLIENT_LIMIT_S=600 (a client still running after this is stopped, its cell reported as failed).
+ * BENCH_CLIENT_LIMIT_S=600 (a client still running after this is stopped, its cell reported as failed),
+ * BENCH_ANNOUNCE_SHA256=0 (our announcements without the segment's sha256; by default they carry it, as
+ * `bucket-storage ship` sends it: the upload then checks it and seals it as bks-digest, and the whole restore
+ * answers it without hashing, where without it the restore hashes what it writes).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -52,7 +58,13 @@ const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 /** The node our functions run on in this bench. */
 const OUR_NODE = process.env.BENCH_NODE || process.execPath;
 const FULL =
-  FULL_SIZES.every((s) => SIZES.includes(s)) && SERVERS.length === 2 && CLIENTS.length === 4 && !process.env.BENCH_OURS_ENV && process.env.BENCH_NO_WRAPPER !== '1' && OUR_NODE === process.execPath;
+  FULL_SIZES.every((s) => SIZES.includes(s)) &&
+  SERVERS.length === 2 &&
+  CLIENTS.length === 4 &&
+  !process.env.BENCH_OURS_ENV &&
+  process.env.BENCH_NO_WRAPPER !== '1' &&
+  process.env.BENCH_ANNOUNCE_SHA256 !== '0' &&
+  OUR_NODE === process.execPath;
 
 type Direction = 'upload' | 'restore';
 
@@ -70,6 +82,8 @@ interface RunRecord {
   readonly handlerCpuS?: number;
   /** Ours: peak of the Buffers' memory (process.memoryUsage().arrayBuffers, MiB): part buffers and garbage. */
   readonly arrayBuffersMiB?: number;
+  /** CPU seconds the server process used during the transfer (from its /proc stat, before and after). */
+  readonly serverCpuS?: number;
   readonly error?: string;
 }
 
@@ -83,6 +97,11 @@ export interface Summary {
   readonly cpuPerGiB?: number;
   readonly rssMiB?: number;
   readonly handlerCpuPerGiB?: number;
+  /**
+   * The server's CPU seconds over the transfer's wall seconds (median of the runs): how many cores it kept busy.
+   * Near 1 (one JavaScript thread) the server was the limit of that transfer's speed.
+   */
+  readonly serverCores?: number;
   /** Why there is no figure (client missing, refused by the server, failed). */
   readonly note?: string;
 }
@@ -125,9 +144,17 @@ async function checkRestored(path: string, file: SegmentFile, who: string): Prom
   if ((await sha256Of(path)) !== file.sha256) throw new Error(`${who}: restored bytes differ from the segment`);
 }
 
-function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'maxRssKiB'>, t: Transfer): RunRecord {
+function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
   const m = t.measured;
-  return { ...base, wallS: m.wallS, cpuS: m.userS + m.sysS, maxRssKiB: m.maxRssKiB, initMs: t.detail?.initMs, handlerCpuS: t.detail?.handlerCpuS, arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers };
+  return { ...base, wallS: m.wallS, cpuS: m.userS + m.sysS, maxRssKiB: m.maxRssKiB, initMs: t.detail?.initMs, handlerCpuS: t.detail?.handlerCpuS, arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers, serverCpuS };
+}
+
+/** `work`'s result and the CPU seconds the server used meanwhile (undefined where /proc cannot be read). */
+async function withServerCpu<T>(server: BenchServer, work: () => Promise<T>): Promise<{ result: T; serverCpuS: number | undefined }> {
+  const before = server.cpuSeconds();
+  const result = await work();
+  const after = server.cpuSeconds();
+  return { result, serverCpuS: before === undefined || after === undefined ? undefined : after - before };
 }
 
 /**
@@ -148,22 +175,22 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
       out.push({ ...base, direction, error: refused });
       if (client.name !== 'curl' || plainCopy.stored === undefined) return out;
     } else {
-      const up = await client.upload(server, file, id);
+      const { result: up, serverCpuS } = await withServerCpu(server, () => client.upload(server, file, id));
       stored = up.stored;
       const expected = client.storedSize?.(file.size) ?? file.size;
       if (client.name !== 'rclone') {
         const size = await server.sizeOf(stored.key);
         if (size !== expected) throw new Error(`${client.name} upload stored ${size} bytes, expected ${expected}`);
       }
-      out.push(record({ ...base, direction }, up.transfer));
+      out.push(record({ ...base, direction }, up.transfer, serverCpuS));
       if (client.name === 'aws' || client.name === 'curl') plainCopy.stored ??= stored;
     }
     direction = 'restore';
     const target = restoreTarget(restoreDir, client.name, file);
     try {
-      const transfer = await client.download(server, stored ?? plainCopy.stored ?? { id, key: id }, target);
+      const { result: transfer, serverCpuS } = await withServerCpu(server, () => client.download(server, stored ?? plainCopy.stored ?? { id, key: id }, target));
       await checkRestored(target, file, `${client.name} restore`);
-      out.push(record({ ...base, direction }, transfer));
+      out.push(record({ ...base, direction }, transfer, serverCpuS));
     } finally {
       await rm(target, { force: true });
     }
@@ -192,12 +219,14 @@ function summarize(records: readonly RunRecord[]): Summary[] {
     if (ok.length === 0) return { ...head, note: rs.find((r) => r.error)?.error ?? 'no run' };
     const gib = first.sizeMiB / 1024;
     const handler = ok.flatMap((r) => (r.handlerCpuS === undefined ? [] : [r.handlerCpuS]));
+    const serverCores = ok.flatMap((r) => (r.serverCpuS === undefined || !r.wallS ? [] : [r.serverCpuS / r.wallS]));
     return {
       ...head,
       mibps: first.sizeMiB / median(ok.map((r) => r.wallS ?? 0)),
       cpuPerGiB: median(ok.map((r) => r.cpuS ?? 0)) / gib,
       rssMiB: median(ok.map((r) => r.maxRssKiB ?? 0)) / 1024,
       ...(handler.length > 0 ? { handlerCpuPerGiB: median(handler) / gib } : {}),
+      ...(serverCores.length > 0 ? { serverCores: median(serverCores) } : {}),
     };
   });
 }
@@ -219,7 +248,7 @@ function printTables(summaries: readonly Summary[]): void {
   for (const server of SERVERS) {
     for (const sizeMiB of SIZES) {
       console.log(`\n${server}, ${sizeMiB} MiB segment (median of ${REPEAT}; CPU = user+sys of the client process and its children)`);
-      console.log('client              dir       MiB/s  CPU s/GiB  RSS MiB   ×aws MiB/s  ×rclone MiB/s  ×aws CPU  ×rclone CPU');
+      console.log('client              dir       MiB/s  CPU s/GiB  RSS MiB  server cores   ×aws MiB/s  ×rclone MiB/s  ×aws CPU  ×rclone CPU');
       for (const client of CLIENTS) {
         for (const direction of ['upload', 'restore'] as const) {
           const s = find(summaries, server, client, direction, sizeMiB);
@@ -230,7 +259,7 @@ function printTables(summaries: readonly Summary[]): void {
           }
           const r = client === 'ours' ? [ratio(summaries, s, 'aws', 'mibps'), ratio(summaries, s, 'rclone', 'mibps'), ratio(summaries, s, 'aws', 'cpuPerGiB'), ratio(summaries, s, 'rclone', 'cpuPerGiB')] : [];
           console.log(
-            `${LABEL[client].padEnd(19)} ${direction.padEnd(8)} ${f(s.mibps).padStart(6)} ${f(s.cpuPerGiB, 2).padStart(10)} ${f(s.rssMiB).padStart(8)}` +
+            `${LABEL[client].padEnd(19)} ${direction.padEnd(8)} ${f(s.mibps).padStart(6)} ${f(s.cpuPerGiB, 2).padStart(10)} ${f(s.rssMiB).padStart(8)} ${f(s.serverCores, 2).padStart(13)}` +
               (client === 'ours' ? `   ${f(r[0], 2).padStart(10)} ${f(r[1], 2).padStart(14)} ${f(r[2], 2).padStart(9)} ${f(r[3], 2).padStart(12)}` : ''),
           );
         }
@@ -244,14 +273,18 @@ interface Goal {
   readonly where: string;
   readonly value: string;
   readonly met: boolean;
+  /** Speed goals: the cores the server kept busy during ours and during the peer's transfer. */
+  readonly server?: string;
 }
 
 /** Goals 1–4 of issue 12, for every measured size from 256 MiB up (RSS: 1 GiB and 4 GiB). */
 function goals(summaries: readonly Summary[]): Goal[] {
   const out: Goal[] = [];
-  const check = (goal: string, where: string, value: number | undefined, bound: number, atMost: boolean) => {
-    if (value === undefined) out.push({ goal, where, value: 'not measured', met: false });
-    else out.push({ goal, where, value: value.toFixed(2), met: atMost ? value <= bound : value >= bound });
+  const check = (goal: string, where: string, value: number | undefined, bound: number, atMost: boolean, busy?: { ours: Summary; peer: ClientName }) => {
+    const peer = busy === undefined ? undefined : find(summaries, busy.ours.server, busy.peer, busy.ours.direction, busy.ours.sizeMiB);
+    const server = busy === undefined ? {} : { server: `server busy ${f(busy.ours.serverCores, 2)} cores during ours, ${f(peer?.serverCores, 2)} during ${busy.peer}` };
+    if (value === undefined) out.push({ goal, where, value: 'not measured', met: false, ...server });
+    else out.push({ goal, where, value: value.toFixed(2), met: atMost ? value <= bound : value >= bound, ...server });
   };
   for (const server of SERVERS) {
     for (const sizeMiB of SIZES.filter((s) => s >= 256)) {
@@ -262,15 +295,15 @@ function goals(summaries: readonly Summary[]): Goal[] {
         check('1 upload CPU ≤ 3.0 s/GiB', at, up.cpuPerGiB, 3.0, true);
         check('1 upload CPU ≤ 0.8× aws', at, ratio(summaries, up, 'aws', 'cpuPerGiB'), 0.8, true);
         const fast = server === 'fauxqs' ? 1.2 : 1.0;
-        check(`2 upload ≥ ${fast.toFixed(1)}× aws MiB/s`, at, ratio(summaries, up, 'aws', 'mibps'), fast, false);
-        check('2 upload ≥ 1.5× rclone MiB/s', at, ratio(summaries, up, 'rclone', 'mibps'), 1.5, false);
+        check(`2 upload ≥ ${fast.toFixed(1)}× aws MiB/s`, at, ratio(summaries, up, 'aws', 'mibps'), fast, false, { ours: up, peer: 'aws' });
+        check('2 upload ≥ 1.5× rclone MiB/s', at, ratio(summaries, up, 'rclone', 'mibps'), 1.5, false, { ours: up, peer: 'rclone' });
         if (sizeMiB >= 1024) check('4 upload peak RSS ≤ 160 MiB', at, up.rssMiB, 160, true);
       }
       if (down) {
         check('1 restore CPU ≤ 3.0 s/GiB', at, down.cpuPerGiB, 3.0, true);
         check('1 restore CPU ≤ 1.0× rclone', at, ratio(summaries, down, 'rclone', 'cpuPerGiB'), 1.0, true);
-        check('3 restore ≥ 1.2× aws MiB/s', at, ratio(summaries, down, 'aws', 'mibps'), 1.2, false);
-        check('3 restore ≥ 1.0× rclone MiB/s', at, ratio(summaries, down, 'rclone', 'mibps'), 1.0, false);
+        check('3 restore ≥ 1.2× aws MiB/s', at, ratio(summaries, down, 'aws', 'mibps'), 1.2, false, { ours: down, peer: 'aws' });
+        check('3 restore ≥ 1.0× rclone MiB/s', at, ratio(summaries, down, 'rclone', 'mibps'), 1.0, false, { ours: down, peer: 'rclone' });
         if (sizeMiB >= 1024) check('4 restore peak RSS ≤ 160 MiB', at, down.rssMiB, 160, true);
       }
     }
@@ -384,7 +417,7 @@ export async function run(): Promise<void> {
               const runs = await runClient(client, server, file, rep, restoreRoot, plainCopy);
               records.push(...runs);
               for (const r of runs) {
-                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS${r.arrayBuffersMiB === undefined ? '' : ` (Buffers ${r.arrayBuffersMiB} MiB)`}`;
+                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS${r.arrayBuffersMiB === undefined ? '' : ` (Buffers ${r.arrayBuffersMiB} MiB)`}${r.serverCpuS === undefined ? '' : `, server ${f(r.serverCpuS / (r.wallS ?? 1), 2)} cores`}`;
                 console.log(`  ${serverName} ${sizeMiB} MiB #${rep} ${client.name} ${r.direction}: ${fig}`);
               }
             }
@@ -407,12 +440,12 @@ export async function run(): Promise<void> {
   printTables(summaries);
   const goalRows = goals(summaries);
   console.log('\ngoals of issue 12 (ours, 256 MiB and up)');
-  for (const g of goalRows) console.log(`${g.goal.padEnd(32)} ${g.where.padEnd(18)} ${g.value.padStart(12)}   ${g.met ? 'met' : 'MISSED'}`);
+  for (const g of goalRows) console.log(`${g.goal.padEnd(32)} ${g.where.padEnd(18)} ${g.value.padStart(12)}   ${(g.met ? 'met' : 'MISSED').padEnd(6)}${g.server === undefined ? '' : `   ${g.server}`}`);
 
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,

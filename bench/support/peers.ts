@@ -230,7 +230,10 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
     // Format v1 unless a tuning run turns encryption off (the plain bytes then).
     storedSize: (size) => ((setup.ourEnv.S3_STORAGE_ENCRYPTION_KEY ?? setup.secret) === 'off' ? size : ciphertextSize(size, DEFAULT_CHUNK_LOG2)),
     async upload(server, file, id) {
-      const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size };
+      // With the segment's size and sha256, as `bucket-storage ship` announces every segment (src/ship/shipper.ts):
+      // the upload checks the digest and seals it as bks-digest, and the whole restore answers it without hashing.
+      // BENCH_ANNOUNCE_SHA256=0 leaves it out (an announcer that sends no digest: the restore then hashes).
+      const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size, ...(process.env.BENCH_ANNOUNCE_SHA256 === '0' ? {} : { sha256: file.sha256 }) };
       const record = sqsRecord({ messageId: `bench-${id}`, body: JSON.stringify(announcement) }, 'https://sqs.us-east-1.amazonaws.com/000000000000/segments', server.region);
       const transfer = await invoke(server, 'upload', { Records: [record] });
       return { transfer, stored: { id, key: formatSegmentKey('', { dataspace: DATASPACE, segmentId: id }) } };
