@@ -27,18 +27,20 @@
  * BENCH_CLIENT_LIMIT_S=600 (a client still running after this is stopped, its cell reported as failed),
  * BENCH_ANNOUNCE_SHA256=0 (our announcements without the segment's sha256; by default they carry it, as
  * `bucket-storage ship` sends it: the upload then checks it and seals it as bks-digest, and the whole restore
- * answers it without hashing, where without it the restore hashes what it writes).
+ * answers it without hashing, where without it the restore hashes what it writes), BENCH_WARM=1 (each of our
+ * children invokes its handler a second time with the same bytes under another segment id, as a warm Lambda
+ * container would, and prints that invocation apart; the tables keep the cold, fresh-process figures).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { renderChart, type ChartPoint } from './support/chart.ts';
 import { bundleChild, REPO } from './support/child.ts';
-import { awsClient, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
+import { awsClient, checkCopy, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
 import { ClientFailed } from './support/measure.ts';
 import { startServer, type BenchServer, type ServerName } from './support/servers.ts';
 
@@ -57,6 +59,8 @@ const RUN_ORDER: readonly ClientName[] = ['aws', 'curl', 'rclone', 'ours', 'ours
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 /** The node our functions run on in this bench. */
 const OUR_NODE = process.env.BENCH_NODE || process.execPath;
+/** Ours also invoked a second time in the same process (a warm container), reported apart. */
+const WARM = process.env.BENCH_WARM === '1';
 const FULL =
   FULL_SIZES.every((s) => SIZES.includes(s)) &&
   SERVERS.length === 2 &&
@@ -64,6 +68,7 @@ const FULL =
   !process.env.BENCH_OURS_ENV &&
   process.env.BENCH_NO_WRAPPER !== '1' &&
   process.env.BENCH_ANNOUNCE_SHA256 !== '0' &&
+  !WARM &&
   OUR_NODE === process.execPath;
 
 type Direction = 'upload' | 'restore';
@@ -84,6 +89,9 @@ interface RunRecord {
   readonly arrayBuffersMiB?: number;
   /** CPU seconds the server process used during the transfer (from its /proc stat, before and after). */
   readonly serverCpuS?: number;
+  /** Ours with BENCH_WARM=1: wall and CPU seconds of the second, warm invocation in the same process. */
+  readonly warmWallS?: number;
+  readonly warmCpuS?: number;
   readonly error?: string;
 }
 
@@ -102,6 +110,9 @@ export interface Summary {
    * Near 1 (one JavaScript thread) the server was the limit of that transfer's speed.
    */
   readonly serverCores?: number;
+  /** BENCH_WARM=1, ours: the warm invocation's MiB/s (handler wall time) and CPU s/GiB, medians. */
+  readonly warmMibps?: number;
+  readonly warmCpuPerGiB?: number;
   /** Why there is no figure (client missing, refused by the server, failed). */
   readonly note?: string;
 }
@@ -131,22 +142,21 @@ async function makeSegment(dir: string, sizeMiB: number): Promise<SegmentFile> {
   return { path, size, sha256: hash.digest('hex') };
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Throws unless `path` holds exactly the segment's bytes. */
-async function checkRestored(path: string, file: SegmentFile, who: string): Promise<void> {
-  const size = (await stat(path)).size;
-  if (size !== file.size) throw new Error(`${who}: restored ${size} bytes, expected ${file.size}`);
-  if ((await sha256Of(path)) !== file.sha256) throw new Error(`${who}: restored bytes differ from the segment`);
-}
 
 function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
   const m = t.measured;
-  return { ...base, wallS: m.wallS, cpuS: m.userS + m.sysS, maxRssKiB: m.maxRssKiB, initMs: t.detail?.initMs, handlerCpuS: t.detail?.handlerCpuS, arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers, serverCpuS };
+  const warm = t.detail?.warm;
+  return {
+    ...base,
+    wallS: m.wallS,
+    cpuS: m.userS + m.sysS,
+    maxRssKiB: m.maxRssKiB,
+    initMs: t.detail?.initMs,
+    handlerCpuS: t.detail?.handlerCpuS,
+    arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers,
+    // With a warm invocation the server's CPU covers both: no figure rather than a wrong one.
+    ...(warm === undefined ? { serverCpuS } : { warmWallS: warm.handlerMs / 1000, warmCpuS: warm.userS + warm.sysS }),
+  };
 }
 
 /** `work`'s result and the CPU seconds the server used meanwhile (undefined where /proc cannot be read). */
@@ -189,7 +199,7 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
     const target = restoreTarget(restoreDir, client.name, file);
     try {
       const { result: transfer, serverCpuS } = await withServerCpu(server, () => client.download(server, stored ?? plainCopy.stored ?? { id, key: id }, target));
-      await checkRestored(target, file, `${client.name} restore`);
+      await checkCopy(target, file.size, file.sha256, `${client.name} restore`);
       out.push(record({ ...base, direction }, transfer, serverCpuS));
     } finally {
       await rm(target, { force: true });
@@ -202,6 +212,7 @@ async function runClient(client: Client, server: BenchServer, file: SegmentFile,
     console.error(`  ${server.name} ${client.name} ${sizeMiB} MiB ${direction}: ${message.slice(0, 500)}`);
   } finally {
     if (stored !== undefined && client.name !== 'aws' && client.name !== 'curl') await server.clear(stored.key);
+    if (stored?.warm !== undefined) await server.clear(stored.warm.key);
   }
   return out;
 }
@@ -220,6 +231,7 @@ function summarize(records: readonly RunRecord[]): Summary[] {
     const gib = first.sizeMiB / 1024;
     const handler = ok.flatMap((r) => (r.handlerCpuS === undefined ? [] : [r.handlerCpuS]));
     const serverCores = ok.flatMap((r) => (r.serverCpuS === undefined || !r.wallS ? [] : [r.serverCpuS / r.wallS]));
+    const warm = ok.flatMap((r) => (r.warmWallS === undefined || r.warmCpuS === undefined ? [] : [{ wallS: r.warmWallS, cpuS: r.warmCpuS }]));
     return {
       ...head,
       mibps: first.sizeMiB / median(ok.map((r) => r.wallS ?? 0)),
@@ -227,6 +239,7 @@ function summarize(records: readonly RunRecord[]): Summary[] {
       rssMiB: median(ok.map((r) => r.maxRssKiB ?? 0)) / 1024,
       ...(handler.length > 0 ? { handlerCpuPerGiB: median(handler) / gib } : {}),
       ...(serverCores.length > 0 ? { serverCores: median(serverCores) } : {}),
+      ...(warm.length > 0 ? { warmMibps: first.sizeMiB / median(warm.map((w) => w.wallS)), warmCpuPerGiB: median(warm.map((w) => w.cpuS)) / gib } : {}),
     };
   });
 }
@@ -265,6 +278,19 @@ function printTables(summaries: readonly Summary[]): void {
         }
       }
     }
+  }
+}
+
+/** BENCH_WARM=1: ours cold (a fresh process, as every figure above) beside the same container's next invocation. */
+function printWarm(summaries: readonly Summary[]): void {
+  const warm = summaries.filter((s) => s.warmCpuPerGiB !== undefined);
+  if (warm.length === 0) return;
+  console.log(`\nours, cold start (a fresh process) and warm (the same process's next invocation, handler only), median of ${REPEAT}`);
+  console.log('server  MiB    dir        cold MiB/s  cold CPU s/GiB   warm MiB/s  warm CPU s/GiB  cold − warm CPU s');
+  for (const s of warm) {
+    const gib = s.sizeMiB / 1024;
+    const fixed = s.cpuPerGiB === undefined || s.warmCpuPerGiB === undefined ? undefined : (s.cpuPerGiB - s.warmCpuPerGiB) * gib;
+    console.log(`${s.server.padEnd(7)} ${String(s.sizeMiB).padStart(4)}   ${s.direction.padEnd(8)} ${f(s.mibps).padStart(11)} ${f(s.cpuPerGiB, 2).padStart(15)} ${f(s.warmMibps).padStart(12)} ${f(s.warmCpuPerGiB, 2).padStart(15)} ${f(fixed, 2).padStart(18)}`);
   }
 }
 
@@ -390,6 +416,7 @@ export async function run(): Promise<void> {
       launcher: process.env.BENCH_NO_WRAPPER === '1' ? [OUR_NODE] : [join(REPO, 'functions/lambda-node.sh'), OUR_NODE],
       nodeFlags: [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env.BENCH_NODE_IMPORT ? [`--import=${process.env.BENCH_NODE_IMPORT}`] : [])],
       ourEnv: process.env.BENCH_OURS_ENV ? (JSON.parse(process.env.BENCH_OURS_ENV) as Record<string, string>) : {},
+      warm: WARM,
     };
     const makers: Record<ClientName, () => Promise<Client | string>> = {
       curl: () => curlClient(setup),
@@ -438,6 +465,7 @@ export async function run(): Promise<void> {
 
   const summaries = summarize(records);
   printTables(summaries);
+  printWarm(summaries);
   const goalRows = goals(summaries);
   console.log('\ngoals of issue 12 (ours, 256 MiB and up)');
   for (const g of goalRows) console.log(`${g.goal.padEnd(32)} ${g.where.padEnd(18)} ${g.value.padStart(12)}   ${(g.met ? 'met' : 'MISSED').padEnd(6)}${g.server === undefined ? '' : `   ${g.server}`}`);
@@ -445,7 +473,7 @@ export async function run(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE, BENCH_WARM: process.env.BENCH_WARM })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,

@@ -11,6 +11,7 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { ByteSource } from '../src/core/byteSource.ts';
 import { uploadStream, type ObjectParams } from '../src/core/multipartUpload.ts';
+import { givePartBuffers, idlePartBuffers, takePartBuffer } from '../src/core/partBufferPool.ts';
 import { crc32Base64 } from './support/crc32.ts';
 
 type Input = Record<string, unknown>;
@@ -274,5 +275,65 @@ describe('uploadStream: the caller stops it through its signal', () => {
     await expect(uploadStream(failing.client, PARAMS, bufferSource(patterned(20)).source, { partSize: 8, queueSize: 1, signal: caller.signal })).rejects.toThrow('refused');
     expect(getEventListeners(caller.signal, 'abort')).toEqual([]);
     expect(caller.signal.aborted).toBe(false);
+  });
+});
+
+describe('uploadStream: part buffers from one upload to the next (partBufferPool.ts)', () => {
+  /** A source over `data` that records the ArrayBuffers it was asked to fill. */
+  function recordingSource(data: Buffer) {
+    const { source } = bufferSource(data);
+    const buffers = new Set<ArrayBufferLike>();
+    const recording: ByteSource = { read: (target) => (buffers.add(target.buffer), source.read(target)) };
+    return { source: recording, buffers };
+  }
+  // Each test has its own part size: the pool drops the buffers of another size, so no test sees another's.
+
+  it('the next upload of the process fills the buffers of the last one that succeeded, and sends its own bytes', async () => {
+    const first = recordingSource(patterned(33));
+    await uploadStream(fakeS3().client, PARAMS, first.source, { partSize: 11, queueSize: 2 });
+    expect(first.buffers.size).toBe(2);
+    expect(idlePartBuffers()).toBe(2);
+    const data = Buffer.from(patterned(30).map((b) => b ^ 0x5a));
+    const second = recordingSource(data);
+    const s3 = fakeS3();
+    await uploadStream(s3.client, PARAMS, second.source, { partSize: 11, queueSize: 2 });
+    expect([...second.buffers].every((b) => first.buffers.has(b))).toBe(true);
+    expect(Buffer.concat(s3.sent.filter((x) => x.command === 'UploadPart').map((p) => p.body ?? Buffer.alloc(0)))).toEqual(data);
+    // A single PutObject gives its buffers back too.
+    const small = recordingSource(patterned(5));
+    await uploadStream(fakeS3().client, PARAMS, small.source, { partSize: 11, queueSize: 2 });
+    expect([...small.buffers].every((b) => first.buffers.has(b))).toBe(true);
+    expect(idlePartBuffers()).toBe(2);
+  });
+
+  it('a failed or aborted upload gives none back: a cancelled request may still hold one', async () => {
+    const options = { partSize: 13, queueSize: 2 };
+    await uploadStream(fakeS3().client, PARAMS, bufferSource(patterned(52)).source, options);
+    expect(idlePartBuffers()).toBe(2);
+    const failing = fakeS3({ UploadPart: async () => Promise.reject(new Error('refused (marked)')) });
+    await expect(uploadStream(failing.client, PARAMS, bufferSource(patterned(52)).source, options)).rejects.toThrow('refused (marked)');
+    expect(idlePartBuffers()).toBe(0);
+
+    await uploadStream(fakeS3().client, PARAMS, bufferSource(patterned(52)).source, options);
+    expect(idlePartBuffers()).toBe(2);
+    const caller = new AbortController();
+    const stopping = fakeS3({
+      UploadPart: async (_input, signal) => {
+        caller.abort(new Error('caller gave up'));
+        return inFlight(signal, { ETag: '"late"' }).done;
+      },
+    });
+    await expect(uploadStream(stopping.client, PARAMS, bufferSource(patterned(52)).source, { ...options, signal: caller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    expect(idlePartBuffers()).toBe(0);
+  });
+
+  it('holds buffers of the part size in use only', () => {
+    const a = takePartBuffer(17);
+    givePartBuffers([a, a, Buffer.alloc(16)]);
+    expect(idlePartBuffers()).toBe(1);
+    expect(takePartBuffer(17)).toBe(a);
+    givePartBuffers([a]);
+    expect(takePartBuffer(19)).not.toBe(a);
+    expect(idlePartBuffers()).toBe(0);
   });
 });

@@ -1,18 +1,20 @@
 /**
  * Child of the peers bench: loads one function's deployed bundle (dist/<fn>/index.mjs, built by
  * scripts/build.mjs) in a fresh `node`, as Lambda's runtime does, and invokes its handler once with the event
- * it is given. argv: upload|fetch BUNDLE EVENT_JSON. The environment is the function's configuration.
- * Prints, as its last line, one JSON object: module init and handler ms, the handler's own CPU seconds, peak
- * RSS (VmHWM, KiB), the peaks of process.memoryUsage() sampled every 50 ms (MiB: where the RSS goes) and the
- * handler's answer. Exits 1 when an upload reports a failed record.
+ * it is given. argv: upload|fetch BUNDLE EVENT_JSON [WARM_EVENT_JSON]. The environment is the function's
+ * configuration. Prints, as its last line, one JSON object: module init and handler ms, the handler's own CPU
+ * seconds, peak RSS (VmHWM, KiB), the peaks of process.memoryUsage() sampled every 50 ms (MiB: where the RSS
+ * goes) and the handler's answer. With WARM_EVENT_JSON the handler is then invoked a second time in the same
+ * process, as a warm Lambda container would be, and `warm` reports that invocation alone (ms, user and system
+ * CPU seconds, answer). Exits 1 when an upload reports a failed record.
  * It imports nothing of the project: what it measures is the bundle's alone.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-const [kind, bundle, eventJson] = process.argv.slice(2);
+const [kind, bundle, eventJson, warmEventJson] = process.argv.slice(2);
 if ((kind !== 'upload' && kind !== 'fetch') || bundle === undefined || eventJson === undefined) {
-  console.error('usage: invokeFunction upload|fetch BUNDLE EVENT_JSON');
+  console.error('usage: invokeFunction upload|fetch BUNDLE EVENT_JSON [WARM_EVENT_JSON]');
   process.exit(2);
 }
 const loadStarted = performance.now();
@@ -39,14 +41,28 @@ const sampleMemory = () => {
   for (const [name, bytes] of Object.entries(process.memoryUsage())) memoryPeakMiB[name] = Math.max(memoryPeakMiB[name] ?? 0, Math.round(bytes / 2 ** 20));
 };
 const sampler = setInterval(sampleMemory, 50);
+/** Failed records of an upload's answer (an SQS batch response). */
+const failuresOf = (answer: unknown): unknown[] =>
+  kind === 'upload' && typeof answer === 'object' && answer !== null && 'batchItemFailures' in answer && Array.isArray(answer.batchItemFailures) ? answer.batchItemFailures : [];
+
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
 const answer = await handler(JSON.parse(eventJson), context);
 const handlerMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
-const failures = kind === 'upload' && typeof answer === 'object' && answer !== null && 'batchItemFailures' in answer && Array.isArray(answer.batchItemFailures) ? answer.batchItemFailures : [];
+let failures = failuresOf(answer);
+let warm: { handlerMs: number; userS: number; sysS: number; answer: unknown } | undefined;
+if (warmEventJson !== undefined && failures.length === 0) {
+  // The same container's next invocation: module, clients, derived keys and compiled code are already there.
+  const warmCpuBefore = process.cpuUsage();
+  const warmStarted = performance.now();
+  const warmAnswer = await handler(JSON.parse(warmEventJson), { ...context, awsRequestId: `bench-warm-${Date.now()}` });
+  const warmCpu = process.cpuUsage(warmCpuBefore);
+  warm = { handlerMs: performance.now() - warmStarted, userS: warmCpu.user / 1e6, sysS: warmCpu.system / 1e6, answer: warmAnswer };
+  failures = failuresOf(warmAnswer);
+}
 clearInterval(sampler);
 sampleMemory();
 const maxRssKiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
-console.log(JSON.stringify({ bench: { initMs, handlerMs, handlerCpuS: (cpu.user + cpu.system) / 1e6, maxRssKiB, memoryPeakMiB, answer } }));
+console.log(JSON.stringify({ bench: { initMs, handlerMs, handlerCpuS: (cpu.user + cpu.system) / 1e6, maxRssKiB, memoryPeakMiB, answer, ...(warm === undefined ? {} : { warm }) } }));
 process.exitCode = failures.length > 0 ? 1 : 0;

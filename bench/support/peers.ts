@@ -7,7 +7,9 @@
  * Each uploads the file under its own key and restores that object to a file; the bench checks every copy.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ciphertextSize, DEFAULT_CHUNK_LOG2 } from '../../src/core/format/index.ts';
 import { formatSegmentKey } from '../../src/core/objectKeys.ts';
@@ -32,6 +34,15 @@ export interface ChildReport {
   /** Peaks of process.memoryUsage() (rss, heapUsed, external, arrayBuffers, …), MiB. */
   readonly memoryPeakMiB?: Readonly<Record<string, number>>;
   readonly answer: unknown;
+  /** BENCH_WARM=1: the second invocation in the same process (a warm container), alone. */
+  readonly warm?: WarmReport;
+}
+
+export interface WarmReport {
+  readonly handlerMs: number;
+  readonly userS: number;
+  readonly sysS: number;
+  readonly answer: unknown;
 }
 
 /** A segment file of the bench: its path, size and SHA-256. */
@@ -46,6 +57,8 @@ export interface SegmentFile {
 export interface Stored {
   readonly id: string;
   readonly key: string;
+  /** BENCH_WARM=1, ours: the second copy its warm invocation stored (same bytes, segment `<id>-warm`). */
+  readonly warm?: { readonly id: string; readonly key: string; readonly size: number; readonly sha256: string };
 }
 
 export interface Client {
@@ -76,6 +89,12 @@ export interface ClientSetup {
   readonly nodeFlags: readonly string[];
   /** Extra configuration of our functions (tuning runs), S3_STORAGE_* variables. */
   readonly ourEnv: Record<string, string>;
+  /**
+   * BENCH_WARM=1: each of our children invokes its handler a second time, with the same bytes under another
+   * segment id, as a warm container would; that invocation is reported apart (ChildReport.warm) and taken out of
+   * the process's figures, which stay those of the cold invocation.
+   */
+  readonly warm?: boolean;
 }
 
 const PREFIX = { curl: 'curl/', aws: 'aws/', rclone: 'rclone/' } as const;
@@ -215,14 +234,19 @@ export const DATASPACE = 'bench';
 export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' = 'ours'): Client {
   const uploadBundle = name === 'ours' ? setup.bundles.upload : setup.bundles.uploadLibStorage;
   if (uploadBundle === undefined) throw new Error(`${name}: no upload bundle was built`);
-  const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown): Promise<Transfer> => {
+  const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown, warmEvent?: unknown): Promise<Transfer> => {
     const bundle = kind === 'upload' ? uploadBundle : setup.bundles.fetch;
     const [command, ...launch] = setup.launcher;
-    const measured = await measure(command, [...launch, ...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event)], cleanEnv(ourEnv(setup, server)), setup.scratch);
+    const args = [...launch, ...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event), ...(warmEvent === undefined ? [] : [JSON.stringify(warmEvent)])];
+    const measured = await measure(command, args, cleanEnv(ourEnv(setup, server)), setup.scratch);
     const last = measured.stdout.trim().split('\n').pop() ?? '';
     const parsed = JSON.parse(last) as { bench?: ChildReport };
     if (parsed.bench === undefined) throw new Error(`our ${kind} child printed no report: ${last.slice(0, 300)}`);
-    return { measured, detail: parsed.bench };
+    const warm = parsed.bench.warm;
+    if (warmEvent !== undefined && warm === undefined) throw new Error(`our ${kind} child reported no warm invocation`);
+    // The process's figures without the warm invocation: those of one cold start, as without BENCH_WARM.
+    const cold = warm === undefined ? measured : { ...measured, wallS: measured.wallS - warm.handlerMs / 1000, userS: measured.userS - warm.userS, sysS: measured.sysS - warm.sysS };
+    return { measured: cold, detail: parsed.bench };
   };
   return {
     name,
@@ -233,18 +257,40 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
       // With the segment's size and sha256, as `bucket-storage ship` announces every segment (src/ship/shipper.ts):
       // the upload checks the digest and seals it as bks-digest, and the whole restore answers it without hashing.
       // BENCH_ANNOUNCE_SHA256=0 leaves it out (an announcer that sends no digest: the restore then hashes).
-      const announcement = { version: 1, dataspace: DATASPACE, segmentId: id, source: `file://${file.path}`, size: file.size, ...(process.env.BENCH_ANNOUNCE_SHA256 === '0' ? {} : { sha256: file.sha256 }) };
-      const record = sqsRecord({ messageId: `bench-${id}`, body: JSON.stringify(announcement) }, 'https://sqs.us-east-1.amazonaws.com/000000000000/segments', server.region);
-      const transfer = await invoke(server, 'upload', { Records: [record] });
-      return { transfer, stored: { id, key: formatSegmentKey('', { dataspace: DATASPACE, segmentId: id }) } };
+      const event = (segmentId: string) => {
+        const announcement = { version: 1, dataspace: DATASPACE, segmentId, source: `file://${file.path}`, size: file.size, ...(process.env.BENCH_ANNOUNCE_SHA256 === '0' ? {} : { sha256: file.sha256 }) };
+        return { Records: [sqsRecord({ messageId: `bench-${segmentId}`, body: JSON.stringify(announcement) }, 'https://sqs.us-east-1.amazonaws.com/000000000000/segments', server.region)] };
+      };
+      const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: DATASPACE, segmentId });
+      const warmId = `${id}-warm`;
+      const transfer = await invoke(server, 'upload', event(id), setup.warm === true ? event(warmId) : undefined);
+      const warm = setup.warm === true ? { id: warmId, key: keyOf(warmId), size: file.size, sha256: file.sha256 } : undefined;
+      return { transfer, stored: { id, key: keyOf(id), ...(warm === undefined ? {} : { warm }) } };
     },
-    async download(server, { id }, target) {
-      const transfer = await invoke(server, 'fetch', { dataspace: DATASPACE, segmentId: id, destination: `file://${target}` });
-      const answer = transfer.detail?.answer;
-      if (typeof answer !== 'object' || answer === null || !('sha256' in answer)) throw new Error(`our fetch answered ${JSON.stringify(answer)}`);
-      return transfer;
+    async download(server, { id, warm }, target) {
+      const event = (segmentId: string, path: string) => ({ dataspace: DATASPACE, segmentId, destination: `file://${path}` });
+      const warmTarget = `${target}-warm`;
+      try {
+        const transfer = await invoke(server, 'fetch', event(id, target), warm === undefined ? undefined : event(warm.id, warmTarget));
+        const answer = transfer.detail?.answer;
+        if (typeof answer !== 'object' || answer === null || !('sha256' in answer)) throw new Error(`our fetch answered ${JSON.stringify(answer)}`);
+        // The cold copy is checked by the bench; the warm one here, by its size and the SHA-256 of its bytes.
+        if (warm !== undefined) await checkCopy(warmTarget, warm.size, warm.sha256, 'our warm restore');
+        return transfer;
+      } finally {
+        if (warm !== undefined) await rm(warmTarget, { force: true });
+      }
     },
   };
+}
+
+/** Throws unless the file at `path` has `size` bytes whose SHA-256 is `sha256`. */
+export async function checkCopy(path: string, size: number, sha256: string, who: string): Promise<void> {
+  const actual = (await stat(path)).size;
+  if (actual !== size) throw new Error(`${who}: restored ${actual} bytes, expected ${size}`);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 2 ** 20 })) hash.update(chunk as Buffer);
+  if (hash.digest('hex') !== sha256) throw new Error(`${who}: restored bytes differ from the segment`);
 }
 
 /** The file name a restore target gets in `dir`. */

@@ -4,7 +4,8 @@
  * aborted on any failure), written for CPU per byte, which is what a Lambda function pays for:
  *
  * - the part buffers are allocated once and reused (queueSize of them, at least 2: the next part is filled in the
- *   buffer of the first part in flight to settle), and the body is pulled into them
+ *   buffer of the first part in flight to settle), and by the next upload of the process once this one
+ *   succeeded (partBufferPool.ts: a warm container's uploads share them), and the body is pulled into them
  *   (a ByteSource: a file is read, and an object sealed, straight into the part; a Readable's chunks are copied
  *   in once); lib-storage concatenated every part into a fresh buffer (a copy of every byte, fresh pages the
  *   kernel must fault in, and garbage to collect);
@@ -38,6 +39,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
+import { givePartBuffers, takePartBuffer } from './partBufferPool.ts';
 import { readableBytes, type ByteSource } from './byteSource.ts';
 
 /** What every request of the upload carries besides the body. */
@@ -125,8 +127,8 @@ class StreamUpload {
   /** Cancels the requests in flight when the upload fails or is stopped. */
   readonly #controller = new AbortController();
   readonly #free: Buffer[] = [];
-  /** Part buffers allocated so far (at most max(queueSize, 2)). */
-  #allocated = 0;
+  /** Part buffers taken so far (at most max(queueSize, 2)), given back to the pool once the upload succeeded. */
+  readonly #owned: Buffer[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   readonly #parts: CompletedPart[] = [];
   #uploadId: Promise<string> | undefined;
@@ -146,19 +148,10 @@ class StreamUpload {
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const first = await this.#fill(source);
-      if (first.length < this.#options.partSize) return await this.#putWhole(first);
-      let next = await this.#fill(source);
-      if (next.length === 0) return await this.#putWhole(first);
-      await this.#send(first);
-      while (next.length === this.#options.partSize) {
-        await this.#send(next);
-        next = await this.#fill(source);
-      }
-      if (next.length > 0) await this.#send(next);
-      await this.#settle();
-      this.#throwIfFailed();
-      return await this.#complete();
+      const result = await this.#transfer(source);
+      // Every request has been answered: nothing reads the buffers any more, the next upload may.
+      givePartBuffers(this.#owned);
+      return result;
     } catch (err) {
       this.#fail(err);
       await this.#settle();
@@ -167,6 +160,22 @@ class StreamUpload {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  async #transfer(source: ByteSource): Promise<UploadResult> {
+    const first = await this.#fill(source);
+    if (first.length < this.#options.partSize) return await this.#putWhole(first);
+    let next = await this.#fill(source);
+    if (next.length === 0) return await this.#putWhole(first);
+    await this.#send(first);
+    while (next.length === this.#options.partSize) {
+      await this.#send(next);
+      next = await this.#fill(source);
+    }
+    if (next.length > 0) await this.#send(next);
+    await this.#settle();
+    this.#throwIfFailed();
+    return await this.#complete();
   }
 
   /** The next part: a pool buffer filled from the source (shorter than partSize only at the end). */
@@ -188,11 +197,12 @@ class StreamUpload {
    * for little more throughput (docs/DEVELOPMENT.md, "Upload memory").
    */
   async #acquire(): Promise<Buffer> {
-    while (this.#free.length === 0 && this.#allocated >= this.#options.queueSize && this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    while (this.#free.length === 0 && this.#owned.length >= this.#options.queueSize && this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     const free = this.#free.pop();
     if (free !== undefined) return free;
-    this.#allocated++;
-    return Buffer.allocUnsafeSlow(this.#options.partSize);
+    const taken = takePartBuffer(this.#options.partSize);
+    this.#owned.push(taken);
+    return taken;
   }
 
   /** Starts the upload of `part` once fewer than queueSize parts are in flight (creating the upload first). */
