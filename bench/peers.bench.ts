@@ -81,6 +81,9 @@ interface RunRecord {
   readonly rep: number;
   readonly wallS?: number;
   readonly cpuS?: number;
+  /** The two parts of cpuS: user and system CPU seconds. */
+  readonly userS?: number;
+  readonly sysS?: number;
   readonly maxRssKiB?: number;
   /** Ours: module init ms and the handler's own CPU seconds (the rest is node start and cold start). */
   readonly initMs?: number;
@@ -92,6 +95,8 @@ interface RunRecord {
   /** Ours with BENCH_WARM=1: wall and CPU seconds of the second, warm invocation in the same process. */
   readonly warmWallS?: number;
   readonly warmCpuS?: number;
+  readonly warmUserS?: number;
+  readonly warmSysS?: number;
   readonly error?: string;
 }
 
@@ -143,19 +148,21 @@ async function makeSegment(dir: string, sizeMiB: number): Promise<SegmentFile> {
 }
 
 
-function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
+function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'userS' | 'sysS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
   const m = t.measured;
   const warm = t.detail?.warm;
   return {
     ...base,
     wallS: m.wallS,
     cpuS: m.userS + m.sysS,
+    userS: m.userS,
+    sysS: m.sysS,
     maxRssKiB: m.maxRssKiB,
     initMs: t.detail?.initMs,
     handlerCpuS: t.detail?.handlerCpuS,
     arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers,
     // With a warm invocation the server's CPU covers both: no figure rather than a wrong one.
-    ...(warm === undefined ? { serverCpuS } : { warmWallS: warm.handlerMs / 1000, warmCpuS: warm.userS + warm.sysS }),
+    ...(warm === undefined ? { serverCpuS } : { warmWallS: warm.handlerMs / 1000, warmCpuS: warm.userS + warm.sysS, warmUserS: warm.userS, warmSysS: warm.sysS }),
   };
 }
 
