@@ -29,7 +29,8 @@
  * `bucket-storage ship` sends it: the upload then checks it and seals it as bks-digest, and the whole restore
  * answers it without hashing, where without it the restore hashes what it writes), BENCH_WARM=1 (each of our
  * children invokes its handler a second time with the same bytes under another segment id, as a warm Lambda
- * container would, and prints that invocation apart; the tables keep the cold, fresh-process figures).
+ * container would, and prints that invocation apart; the tables keep the cold invocation's wall and CPU figures,
+ * while the peak RSS is the process's over both invocations, what a warm container holds).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';

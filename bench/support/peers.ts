@@ -92,7 +92,7 @@ export interface ClientSetup {
   /**
    * BENCH_WARM=1: each of our children invokes its handler a second time, with the same bytes under another
    * segment id, as a warm container would; that invocation is reported apart (ChildReport.warm) and taken out of
-   * the process's figures, which stay those of the cold invocation.
+   * the process's wall and CPU figures, which stay those of the cold invocation (its peak RSS covers both).
    */
   readonly warm?: boolean;
 }
@@ -263,7 +263,15 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
       };
       const keyOf = (segmentId: string) => formatSegmentKey('', { dataspace: DATASPACE, segmentId });
       const warmId = `${id}-warm`;
-      const transfer = await invoke(server, 'upload', event(id), setup.warm === true ? event(warmId) : undefined);
+      let transfer: Transfer;
+      try {
+        transfer = await invoke(server, 'upload', event(id), setup.warm === true ? event(warmId) : undefined);
+      } catch (err) {
+        // The bench deletes only what a finished upload stored: a failed child may have stored the cold copy.
+        await server.clear(keyOf(id));
+        if (setup.warm === true) await server.clear(keyOf(warmId));
+        throw err;
+      }
       const warm = setup.warm === true ? { id: warmId, key: keyOf(warmId), size: file.size, sha256: file.sha256 } : undefined;
       return { transfer, stored: { id, key: keyOf(id), ...(warm === undefined ? {} : { warm }) } };
     },
