@@ -148,7 +148,6 @@ async function makeSegment(dir: string, sizeMiB: number): Promise<SegmentFile> {
   return { path, size, sha256: hash.digest('hex') };
 }
 
-
 function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'userS' | 'sysS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
   const m = t.measured;
   const warm = t.detail?.warm;

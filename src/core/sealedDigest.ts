@@ -14,12 +14,11 @@
  * confirm a guess of a segment's content.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { objectSubkey, type Header } from './format/index.ts';
+import { objectSubkey, TAG_SIZE, type Header } from './format/index.ts';
 import type { SegmentIdentity } from './objectKeys.ts';
 
 const NONCE = Buffer.alloc(12);
 const DIGEST_SIZE = 32;
-const TAG_SIZE = 16;
 
 function sealKeyFor(master: Buffer, header: Header, identity: SegmentIdentity): Buffer {
   return objectSubkey(master, header.salt, identity, 'sha256-seal');
