@@ -30,7 +30,9 @@
  * answers it without hashing, where without it the restore hashes what it writes), BENCH_WARM=1 (each of our
  * children invokes its handler a second time with the same bytes under another segment id, as a warm Lambda
  * container would, and prints that invocation apart; the tables keep the cold invocation's wall and CPU figures,
- * while the peak RSS is the process's over both invocations, what a warm container holds).
+ * while the peak RSS is the process's over both invocations, what a warm container holds), BENCH_CLIENT_CPUS=0 (a
+ * taskset list: every client runs on those cores and the servers and this harness on the others; with one core,
+ * the one vCPU of a Lambda function at up to 1,769 MB: bench/support/cpuPinning.ts).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -42,6 +44,7 @@ import { execFileSync } from 'node:child_process';
 import { renderChart, type ChartPoint } from './support/chart.ts';
 import { bundleChild, REPO } from './support/child.ts';
 import { awsClient, checkCopy, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
+import { cpuPinning } from './support/cpuPinning.ts';
 import { ClientFailed } from './support/measure.ts';
 import { startServer, type BenchServer, type ServerName } from './support/servers.ts';
 
@@ -62,6 +65,8 @@ const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const OUR_NODE = process.env.BENCH_NODE || process.execPath;
 /** Ours also invoked a second time in the same process (a warm container), reported apart. */
 const WARM = process.env.BENCH_WARM === '1';
+/** BENCH_CLIENT_CPUS: clients on some cores, servers and harness on the others. */
+const PINNING = cpuPinning();
 const FULL =
   FULL_SIZES.every((s) => SIZES.includes(s)) &&
   SERVERS.length === 2 &&
@@ -70,6 +75,7 @@ const FULL =
   process.env.BENCH_NO_WRAPPER !== '1' &&
   process.env.BENCH_ANNOUNCE_SHA256 !== '0' &&
   !WARM &&
+  PINNING === undefined &&
   OUR_NODE === process.execPath;
 
 type Direction = 'upload' | 'restore';
@@ -385,6 +391,8 @@ function version(cmd: string, args: string[]): string {
 export const onlyWhenNamed = true;
 
 export async function run(): Promise<void> {
+  PINNING?.pinToRest(process.pid);
+  if (PINNING !== undefined) console.log(`clients on core(s) ${PINNING.client.join(',')}; servers and harness on ${PINNING.rest.join(',')}`);
   const root = process.env.BENCH_TMP ?? tmpdir();
   await checkSpace(root);
   const dir = await mkdtemp(join(root, 'bks-bench-peers-'));
@@ -480,12 +488,12 @@ export async function run(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE, BENCH_WARM: process.env.BENCH_WARM })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE, BENCH_WARM: process.env.BENCH_WARM, BENCH_CLIENT_CPUS: process.env.BENCH_CLIENT_CPUS })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,
     date,
-    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}${OUR_NODE === process.execPath ? '' : ` (ours on node ${execFileSync(OUR_NODE, ['--version'], { encoding: 'utf8' }).trim()})`}, host ${hostname()}`,
+    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}${OUR_NODE === process.execPath ? '' : ` (ours on node ${execFileSync(OUR_NODE, ['--version'], { encoding: 'utf8' }).trim()})`}, host ${hostname()}${PINNING === undefined ? '' : `, clients on core(s) ${PINNING.client.join(',')} (taskset), servers on ${PINNING.rest.join(',')}`}`,
     tools: `aws: ${version('aws', ['--version'])}; rclone: ${version('rclone', ['version'])}; curl: ${version('curl', ['--version'])}`,
   };
   const outDir = process.env.BENCH_OUT ?? join(REPO, FULL ? 'docs/bench' : '.bench-tmp/peers');
