@@ -237,6 +237,23 @@ describe('readWholeObject, parts in order', () => {
     ]);
   });
 
+  it("passes each part on as the chunks its body came in, never joined into one Buffer per part", async () => {
+    const data = bytes(40);
+    // Every part's body comes in pieces of 4 bytes, as a socket delivers a large body.
+    const { store } = fakeStore((call) => {
+      const part = slice(data, call);
+      return Readable.from(Array.from({ length: Math.ceil(part.length / 4) }, (_, i) => part.subarray(i * 4, i * 4 + 4)));
+    });
+    const sizes: number[] = [];
+    const chunks: Buffer[] = [];
+    for await (const chunk of readWholeObject(store, spanOf(40), { concurrency: 2, partSize: 20 })) {
+      sizes.push((chunk as Buffer).length);
+      chunks.push(chunk as Buffer);
+    }
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(Math.max(...sizes)).toBe(4);
+  });
+
   it('is a byte stream: read(n) returns n bytes', async () => {
     const data = bytes(30);
     const { store } = fakeStore((call) => body(slice(data, call)));
