@@ -18,10 +18,11 @@ describe('the peers bench pins its clients to BENCH_CLIENT_CPUS and everything e
     expect(p?.wrap('aws', ['s3', 'cp'])).toEqual(['taskset', ['-c', '0', 'aws', 's3', 'cp']]);
   });
 
-  it('refuses a list that is not one, names a missing core, or leaves the servers none', () => {
+  it('refuses a list that is not one, a backward range, a missing core, or one that leaves the servers none', () => {
     expect(() => cpuPinning('one', 2)).toThrow(/"one" is not a core number/);
     expect(() => cpuPinning('0,5', 2)).toThrow(/cores 0-1, not 5/);
     expect(() => cpuPinning('0-1', 2)).toThrow(/leaves no core for the servers/);
+    expect(() => cpuPinning('3-1', 4)).toThrow(/"3-1" runs backwards \(write 1-3\)/);
   });
 
   // Needs two cores, which every machine of this project has (CI included); a one-core machine cannot pin apart.

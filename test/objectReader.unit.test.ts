@@ -339,6 +339,26 @@ describe('readWholeObject, parts in order', () => {
     expect((later[0]?.signal?.reason as Error).message).toBe('restore stopped');
   }, 5000);
 
+  it('aborts the parts in flight when the consumer stops midway through a part of several chunks', async () => {
+    const data = bytes(50);
+    // The first part comes in five chunks of 2 bytes; the later ones stall until aborted.
+    const { store, calls } = fakeStore((call, i) =>
+      i === 0 ? Readable.from(Array.from({ length: 5 }, (_, k) => slice(data, call).subarray(k * 2, k * 2 + 2))) : pendingUntilAbort(call.signal),
+    );
+    const stream = readWholeObject(store, spanOf(50), { concurrency: 3, partSize: 10 });
+    const first: Buffer[] = [];
+    for await (const chunk of stream) {
+      first.push(chunk as Buffer);
+      if (first.length === 2) break; // stops after 4 of the part's 10 bytes: for-await destroys the stream
+    }
+    await tick(5);
+    expect(Buffer.concat(first).equals(data.subarray(0, 4))).toBe(true);
+    // Parts 2 and 3, and part 4, launched once the first arrived: every one of them stopped.
+    const later = calls.slice(1);
+    expect(later.length).toBe(3);
+    expect(later.map((c) => c.signal?.aborted)).toEqual([true, true, true]);
+  }, 5000);
+
   it('aborts the parts in flight at once when the consumer stops while a part is awaited, not once it arrives', async () => {
     // Every part stalls until aborted: the reader is waiting for the first one when the consumer stops.
     const { store, calls } = fakeStore((call) => pendingUntilAbort(call.signal));

@@ -2,7 +2,8 @@
  * BENCH_CLIENT_CPUS=0 (a taskset CPU list): every client process runs on those cores only, and the servers and
  * this harness on the others. With one core it is the client a Lambda function has at up to 1,769 MB (one vCPU,
  * and less of it below): what each client does with one core, without the second core a local machine lends
- * to rclone's and aws's threads, and without a server competing for the client's core.
+ * to rclone's and aws's threads, and without a server competing for the client's core. measure() pins every client
+ * and servers.ts every server when the variable is set; only the peers bench also moves its own harness.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -14,6 +15,7 @@ function parseList(list: string, cores: number): number[] {
     if (range === null) throw new Error(`BENCH_CLIENT_CPUS=${list}: "${part}" is not a core number or range (taskset's list format, e.g. 0 or 0-1)`);
     const from = Number(range[1]);
     const to = range[2] === undefined ? from : Number(range[2]);
+    if (to < from) throw new Error(`BENCH_CLIENT_CPUS=${list}: the range "${part.trim()}" runs backwards (write ${to}-${from})`);
     for (let c = from; c <= to; c++) out.add(c);
   }
   const bad = [...out].filter((c) => c >= cores);
