@@ -44,7 +44,7 @@ import { execFileSync } from 'node:child_process';
 import { renderChart, type ChartPoint } from './support/chart.ts';
 import { bundleChild, REPO } from './support/child.ts';
 import { awsClient, checkCopy, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
-import { cpuPinning } from './support/cpuPinning.ts';
+import { benchPinning } from './support/cpuPinning.ts';
 import { ClientFailed } from './support/measure.ts';
 import { startServer, type BenchServer, type ServerName } from './support/servers.ts';
 
@@ -65,8 +65,6 @@ const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const OUR_NODE = process.env.BENCH_NODE || process.execPath;
 /** Ours also invoked a second time in the same process (a warm container), reported apart. */
 const WARM = process.env.BENCH_WARM === '1';
-/** BENCH_CLIENT_CPUS: clients on some cores, servers and harness on the others. */
-const PINNING = cpuPinning();
 const FULL =
   FULL_SIZES.every((s) => SIZES.includes(s)) &&
   SERVERS.length === 2 &&
@@ -75,7 +73,7 @@ const FULL =
   process.env.BENCH_NO_WRAPPER !== '1' &&
   process.env.BENCH_ANNOUNCE_SHA256 !== '0' &&
   !WARM &&
-  PINNING === undefined &&
+  benchPinning === undefined &&
   OUR_NODE === process.execPath;
 
 type Direction = 'upload' | 'restore';
@@ -391,8 +389,8 @@ function version(cmd: string, args: string[]): string {
 export const onlyWhenNamed = true;
 
 export async function run(): Promise<void> {
-  PINNING?.pinToRest(process.pid);
-  if (PINNING !== undefined) console.log(`clients on core(s) ${PINNING.client.join(',')}; servers and harness on ${PINNING.rest.join(',')}`);
+  benchPinning?.pinToRest(process.pid);
+  if (benchPinning !== undefined) console.log(`clients on core(s) ${benchPinning.client.join(',')}; servers and harness on ${benchPinning.rest.join(',')}`);
   const root = process.env.BENCH_TMP ?? tmpdir();
   await checkSpace(root);
   const dir = await mkdtemp(join(root, 'bks-bench-peers-'));
@@ -493,7 +491,7 @@ export async function run(): Promise<void> {
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,
     date,
-    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}${OUR_NODE === process.execPath ? '' : ` (ours on node ${execFileSync(OUR_NODE, ['--version'], { encoding: 'utf8' }).trim()})`}, host ${hostname()}${PINNING === undefined ? '' : `, clients on core(s) ${PINNING.client.join(',')} (taskset), servers on ${PINNING.rest.join(',')}`}`,
+    machine: `${cpus().length} × ${cpu}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, node ${process.version}${OUR_NODE === process.execPath ? '' : ` (ours on node ${execFileSync(OUR_NODE, ['--version'], { encoding: 'utf8' }).trim()})`}, host ${hostname()}${benchPinning === undefined ? '' : `, clients on core(s) ${benchPinning.client.join(',')} (taskset), servers on ${benchPinning.rest.join(',')}`}`,
     tools: `aws: ${version('aws', ['--version'])}; rclone: ${version('rclone', ['version'])}; curl: ${version('curl', ['--version'])}`,
   };
   const outDir = process.env.BENCH_OUT ?? join(REPO, FULL ? 'docs/bench' : '.bench-tmp/peers');

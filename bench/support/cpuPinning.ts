@@ -33,7 +33,7 @@ export interface CpuPinning {
   pinToRest(pid: number): void;
 }
 
-/** The pinning BENCH_CLIENT_CPUS asks for, or undefined when it is unset. */
+/** The pinning `list` asks for (default BENCH_CLIENT_CPUS), or undefined when it is unset. */
 export function cpuPinning(list = process.env.BENCH_CLIENT_CPUS, cores = cpus().length): CpuPinning | undefined {
   if (list === undefined || list.trim() === '') return undefined;
   const client = parseList(list, cores);
@@ -46,3 +46,6 @@ export function cpuPinning(list = process.env.BENCH_CLIENT_CPUS, cores = cpus().
     pinToRest: (pid) => void execFileSync('taskset', ['-a', '-p', '-c', rest.join(','), String(pid)], { stdio: 'ignore' }),
   };
 }
+
+/** This process's BENCH_CLIENT_CPUS, read once for measure(), the servers and the peers bench. */
+export const benchPinning = cpuPinning();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO } from './child.ts';
-import { cpuPinning } from './cpuPinning.ts';
+import { benchPinning } from './cpuPinning.ts';
 
 export interface Measured {
   /** Wall seconds, from spawn to exit, as the parent saw them. */
@@ -35,9 +35,6 @@ export class ClientFailed extends Error {
 /** Seconds a client may run before it is stopped and its cell reported as failed (rclone's 4 GiB upload to fauxqs retries for good). */
 const CLIENT_LIMIT_S = Number(process.env.BENCH_CLIENT_LIMIT_S ?? 600);
 
-/** BENCH_CLIENT_CPUS: the clients' cores (bench/support/cpuPinning.ts). */
-const PINNING = cpuPinning();
-
 const BASE_ENV_NAMES = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'PYENV_ROOT', 'PYENV_VERSION', 'BENCH_GC_MS', 'BENCH_WATCH_DIR'];
 
 /** PATH, HOME and a few harmless variables of this process, then `env`. */
@@ -58,7 +55,7 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     // Its own process group, so that a client past the time limit is stopped with every process it started.
     // taskset execs the client, so /usr/bin/time still measures the client's own process.
-    const [run, runArgs] = PINNING?.wrap(cmd, args) ?? [cmd, [...args]];
+    const [run, runArgs] = benchPinning?.wrap(cmd, args) ?? [cmd, [...args]];
     const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', run, ...runArgs], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const timer = setTimeout(() => {
       timedOut = true;

@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { bundleChild, REPO } from './child.ts';
-import { cpuPinning } from './cpuPinning.ts';
+import { benchPinning } from './cpuPinning.ts';
 import { processCpuSeconds } from './processCpu.ts';
 
 export type ServerName = 's3rver' | 'fauxqs';
@@ -78,7 +78,7 @@ function stopper(child: ChildProcess): () => Promise<void> {
 function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: string, secretKey: string, maxBody: number | undefined, child: ChildProcess): BenchServer {
   const stop = stopper(child);
   // BENCH_CLIENT_CPUS: the server keeps off the clients' cores.
-  if (child.pid !== undefined) cpuPinning()?.pinToRest(child.pid);
+  if (child.pid !== undefined) benchPinning?.pinToRest(child.pid);
   const client = new S3Client({
     region: REGION,
     endpoint,
