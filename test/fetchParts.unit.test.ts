@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, open as openFile, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open as openFile, readdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -372,6 +372,77 @@ describe('write-behind fdatasync', () => {
     expect(late.atEnd).toEqual({ calls: 1, settled: false });
     expect(late.error).toMatchObject({ code: 'EIO' });
     expect(late.left).toEqual([]);
+  });
+});
+
+describe('a file written in parts', () => {
+  const MiB = 1 << 20;
+  /** A file:// destination in a fresh directory, and a spy on its fdatasyncs (answered by `answer`). */
+  async function partsDestination(answer: () => Promise<void> = async () => undefined) {
+    const probe = await openFile(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(answer);
+    const dir = await mkdtemp(join(root, 'parts-'));
+    const dest = await openDestination({ kind: 'file', path: join(dir, 'seg') }, { ...baseConfig, restoreRoot: root } as Config, {} as PutStore, { all: async () => [] });
+    return { dest, dir, spy };
+  }
+  const filled = (bytes: number, value: number) => Readable.from(Array.from({ length: bytes / MiB }, () => Buffer.alloc(MiB, value)));
+
+  it('each part lands at its offset, whatever the order they finish in; the parts count toward one fdatasync every 32 MiB', async () => {
+    const { dest, dir, spy } = await partsDestination();
+    try {
+      const signal = new AbortController().signal;
+      let wrote: number[] = [];
+      await dest.writeParts!(async (file) => {
+        // The second part written first: offsets, not order, place the bytes.
+        wrote = [await file.writePart(filled(20 * MiB, 2), 20 * MiB, signal), await file.writePart(filled(20 * MiB, 1), 0, signal)];
+      });
+      expect(wrote).toEqual([20 * MiB, 20 * MiB]);
+      const bytes = await readFile(join(dir, 'seg'));
+      expect(bytes.length).toBe(40 * MiB);
+      expect([bytes[0], bytes[20 * MiB - 1], bytes[20 * MiB], bytes[40 * MiB - 1]]).toEqual([1, 1, 2, 2]);
+      expect(spy.mock.calls.length).toBe(1);
+      expect(await readdir(dir)).toEqual(['seg']);
+    } finally {
+      spy.mockRestore();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failed fdatasync fails it and leaves no file, even when it fails after the last part ended', async () => {
+    let fail!: (err: Error) => void;
+    const { dest, dir, spy } = await partsDestination(() => new Promise<void>((_resolve, reject) => (fail = reject)));
+    try {
+      const signal = new AbortController().signal;
+      const writing = dest.writeParts!(async (file) => {
+        await file.writePart(filled(40 * MiB, 3), 0, signal);
+        setTimeout(() => fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })), 20);
+      });
+      await expect(writing).rejects.toMatchObject({ code: 'EIO' });
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      spy.mockRestore();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failing part leaves no file', async () => {
+    const { dest, dir, spy } = await partsDestination();
+    try {
+      const broken = new Error('part failed');
+      const body = Readable.from(
+        (async function* () {
+          yield Buffer.alloc(MiB);
+          throw broken;
+        })(),
+      );
+      await expect(dest.writeParts!(async (file) => void (await file.writePart(body, 0, new AbortController().signal)))).rejects.toBe(broken);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      spy.mockRestore();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -119,22 +119,44 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
   }
   const removeTemp = () => unlink(dir.entry(tempName)).catch(() => undefined);
   let settled = false;
+  /** Runs `fill` (which writes the whole file), then fsyncs, closes and renames it into place; on failure removes it. */
+  const complete = async (fill: () => Promise<void>) => {
+    settled = true;
+    try {
+      await fill();
+      await file.sync();
+      await file.close();
+      await moveIntoPlace(dir, tempName, name, location.path);
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      await removeTemp();
+      throw err;
+    } finally {
+      await dir.close();
+    }
+  };
   return {
     url: `file://${target}`,
     async write(body, signal) {
-      settled = true;
-      try {
-        // The writer fsyncs the file once the body ended; then it is closed and renamed into place.
-        await pipeline(body, writeBehind(file), new FileWriter(file, writev), signal ? { signal } : {});
-        await file.close();
-        await moveIntoPlace(dir, tempName, name, location.path);
-      } catch (err) {
-        await file.close().catch(() => undefined);
-        await removeTemp();
-        throw err;
-      } finally {
-        await dir.close();
-      }
+      // The writer's own fsync at the end is left to complete(), which syncs once for every kind of write.
+      const behind = new WriteBehind(file);
+      await complete(async () => {
+        await pipeline(body, behind.stage(), new FileWriter(file, writev, { sync: false }), signal ? { signal } : {});
+        await behind.settled();
+      });
+    },
+    async writeParts(fill) {
+      const behind = new WriteBehind(file);
+      await complete(async () => {
+        await fill({
+          async writePart(body, position, signal) {
+            const writer = new FileWriter(file, writev, { start: position, sync: false });
+            await pipeline(body, behind.stage(), writer, { signal });
+            return writer.bytesWritten;
+          },
+        });
+        await behind.settled();
+      });
     },
     async discard() {
       if (settled) return;
@@ -178,42 +200,71 @@ async function moveIntoPlace(dir: ConfinedDirectory, tempName: string, name: str
 }
 
 export interface PreparedDestination extends Destination {
+  /**
+   * Only a file: the restore writes the file in parts at their own offsets, as many at once as `fill` likes
+   * (partsToFile.ts). Resolves once `fill` resolved and the file is durably in place; rejects leaving nothing.
+   * `fill` must settle only after every part it started settled.
+   */
+  writeParts?(fill: (file: FileParts) => Promise<void>): Promise<void>;
   /** Releases what `openDestination` prepared when the restore fails before `write` (no-op after it). */
   discard(): Promise<void>;
+}
+
+/** A file written in parts. */
+export interface FileParts {
+  /** Writes `body` into the file from byte `position` on; the bytes it wrote once all are (not yet fsynced). */
+  writePart(body: Readable, position: number, signal: AbortSignal): Promise<number>;
 }
 
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 
 /**
- * Starts an fdatasync of the file every 32 MiB that pass (one at a time, not awaited), so the disk writes
- * while the download goes on and the final fsync has little left to do. A failed fdatasync fails the restore:
- * Linux reports a writeback error once per open file, so the final fsync on the same descriptor may succeed
- * after pages were lost. The end of the body waits for the fdatasync in flight.
+ * Starts an fdatasync of the file every 32 MiB that pass its stages (one at a time, not awaited), so the disk
+ * writes while the download goes on and the final fsync has little left to do. A failed fdatasync fails the
+ * restore: Linux reports a writeback error once per open file, so the final fsync on the same descriptor may
+ * succeed after pages were lost. The writer waits for the one in flight (`settled`) once every byte is written,
+ * not at the end of each stage: a part that ends would otherwise stall behind another part's fdatasync. One
+ * WriteBehind serves every part of a restore written in parts, so they count their bytes together.
  */
-function writeBehind(file: Pick<FileHandle, 'datasync'>): Transform {
-  let sinceSync = 0;
-  let syncing: Promise<void> | undefined;
-  let failed: Error | undefined;
-  return new Transform({
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      if (failed !== undefined) {
-        done(failed);
-        return;
-      }
-      sinceSync += chunk.length;
-      if (sinceSync >= WRITE_BEHIND_BYTES && syncing === undefined) {
-        sinceSync = 0;
-        syncing = file
-          .datasync()
-          .catch((err: unknown) => void (failed ??= err instanceof Error ? err : new Error(String(err))))
-          .finally(() => (syncing = undefined));
-      }
-      done(null, chunk);
-    },
-    flush(done: TransformCallback) {
-      void (syncing ?? Promise.resolve()).then(() => done(failed ?? null));
-    },
-  });
+class WriteBehind {
+  readonly #file: Pick<FileHandle, 'datasync'>;
+  #sinceSync = 0;
+  #syncing: Promise<void> | undefined;
+  #failed: Error | undefined;
+
+  constructor(file: Pick<FileHandle, 'datasync'>) {
+    this.#file = file;
+  }
+
+  /** A pass-through that counts the bytes on their way to the file. */
+  stage(): Transform {
+    return new Transform({
+      readableHighWaterMark: 1 << 20,
+      writableHighWaterMark: 1 << 20,
+      transform: (chunk: Buffer, _enc, done: TransformCallback) => {
+        if (this.#failed !== undefined) {
+          done(this.#failed);
+          return;
+        }
+        this.#passed(chunk.length);
+        done(null, chunk);
+      },
+    });
+  }
+
+  /** Resolves once no fdatasync is in flight; rejects if one failed. */
+  async settled(): Promise<void> {
+    await this.#syncing;
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  #passed(bytes: number): void {
+    this.#sinceSync += bytes;
+    if (this.#sinceSync < WRITE_BEHIND_BYTES || this.#syncing !== undefined) return;
+    this.#sinceSync = 0;
+    this.#syncing = this.#file
+      .datasync()
+      .catch((err: unknown) => void (this.#failed ??= err instanceof Error ? err : new Error(String(err))))
+      .finally(() => (this.#syncing = undefined));
+  }
 }

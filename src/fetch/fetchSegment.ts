@@ -7,7 +7,9 @@
  *      restore CLI)
  *   2. locate: HEAD of the key in each registered bucket, current first (locate.ts)
  *   3. read: whole object (one GET, or a bounded pipeline of ranged GETs) or, for a byte range, exactly one
- *      ranged GET of the span that holds it (planRange; header from the bks-header metadata)
+ *      ranged GET of the span that holds it (planRange; header from the bks-header metadata). A whole restore
+ *      into a file with ranged GETs asked for, of an object whose bks-digest opens, is written in parts at their
+ *      own offsets instead, each part deciphered on its own (partsToFile.ts): steps 3 to 5 there
  *   4. decrypt (format v1, key chosen by key id among current and previous keys; `plain` objects pass as they
  *      are, and while encryption is on only when written before it was turned on, plainObjects.ts), then verify
  *      size and, for `plain`, the stored SHA-256. The answer's sha256 is hashed from the plaintext, except for a
@@ -26,7 +28,8 @@ import { formatSegmentKey, type SegmentIdentity } from '../core/objectKeys.ts';
 import { expectedStoredSize } from '../core/objectMetadata.ts';
 import { checkRange, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
 import { checkPlainObject } from '../core/plainObjects.ts';
-import { openDestination, type PutStore } from './destination.ts';
+import { openDestination, type PreparedDestination, type PutStore } from './destination.ts';
+import { restorePartsToFile } from './partsToFile.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
@@ -76,6 +79,29 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
     const plan = invocation.range ? planRead(found, invocation.range) : undefined;
     const total = plan?.length ?? found.metadata.plaintextSize;
     const sealed = plan === undefined && options.rehash !== true ? found.metadata.digest : undefined;
+    const inParts = sealed === undefined ? undefined : partsPlan(runtime, found, identity, sealed, destination, options);
+    if (inParts !== undefined) {
+      const { writeParts, header, sha256 } = inParts;
+      let written = 0;
+      const report = options.onProgress === undefined ? undefined : throttled((bytes) => options.onProgress?.(bytes, total));
+      const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+      await writeParts(async (file) => {
+        written = await restorePartsToFile(file, {
+          store: runtime.store,
+          keyRing: runtime.keyRing,
+          identity,
+          span,
+          plaintextSize: total,
+          header,
+          concurrency: options.concurrency ?? runtime.config.restoreConcurrency,
+          partSize: options.partSize ?? runtime.config.partSize,
+          signal: options.signal,
+          ...(report ? { onBytes: report.bytes } : {}),
+        });
+        report?.end(written);
+      });
+      return { bucket: found.ref.bucket, region: found.ref.region, key, size: total, sha256, bytesWritten: written };
+    }
     let known: string | undefined;
     const onHeader =
       sealed === undefined
@@ -98,6 +124,42 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
   } finally {
     await destination.discard();
   }
+}
+
+/**
+ * How a whole restore is written in parts at their own offsets (partsToFile.ts), or undefined when it reads one
+ * ordered stream: ranged GETs not asked for (concurrency 1), an object of one part, a destination that is not
+ * a file, or a bks-digest that does not open under the bks-header (the stream path then hashes, and says so).
+ */
+function partsPlan(
+  runtime: FetchRuntime,
+  found: LocatedSegment,
+  identity: SegmentIdentity,
+  sealed: string,
+  destination: PreparedDestination,
+  options: FetchOptions,
+): { readonly writeParts: NonNullable<PreparedDestination['writeParts']>; readonly header: Header; readonly sha256: string } | undefined {
+  const { writeParts } = destination;
+  const concurrency = options.concurrency ?? runtime.config.restoreConcurrency;
+  const partSize = options.partSize ?? runtime.config.partSize;
+  if (writeParts === undefined || concurrency <= 1 || found.info.size <= partSize || found.metadata.header === undefined) return undefined;
+  const header = parseHeader(found.metadata.header);
+  const sha256 = openDigest(runtime.keyRing.find(header.keyId).master, header, identity, sealed);
+  return sha256 === undefined ? undefined : { writeParts: writeParts.bind(destination), header, sha256 };
+}
+
+/** Progress of a restore in parts: reported at most 10 times a second, and once at the end. */
+function throttled(report: (bytes: number) => void): { bytes: (bytes: number) => void; end: (bytes: number) => void } {
+  let last = 0;
+  return {
+    bytes(bytes) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      report(bytes);
+    },
+    end: report,
+  };
 }
 
 interface ReadPlan {

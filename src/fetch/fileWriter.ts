@@ -17,23 +17,35 @@ import { writeOnThisThread, type WritableFile, type WritevAt } from './writePlac
 /** Bytes gathered per writev: small enough to be still in the core's cache (2 MiB of L2 here) when written. */
 export const BATCH_BYTES = 256 * 1024;
 
+export interface FileWriterOptions {
+  /** File offset of the first byte (default 0): a part of a restore written in parts (partsToFile.ts). */
+  readonly start?: number;
+  /** fsync the file at the end (default true); a part leaves that to whoever writes the last part. */
+  readonly sync?: boolean;
+}
+
 export class FileWriter extends Writable {
   readonly #file: WritableFile & Pick<FileHandle, 'sync'>;
   readonly #writev: WritevAt;
+  readonly #start: number;
+  readonly #sync: boolean;
   #batch: Buffer[] = [];
   #batchBytes = 0;
   /** Where the next byte goes (positional writes: the handle's own offset is not relied on). */
-  #position = 0;
+  #position: number;
 
-  constructor(file: WritableFile & Pick<FileHandle, 'sync'>, writev: WritevAt = writeOnThisThread) {
+  constructor(file: WritableFile & Pick<FileHandle, 'sync'>, writev: WritevAt = writeOnThisThread, options: FileWriterOptions = {}) {
     super({ highWaterMark: BATCH_BYTES });
     this.#file = file;
     this.#writev = writev;
+    this.#start = options.start ?? 0;
+    this.#sync = options.sync ?? true;
+    this.#position = this.#start;
   }
 
-  /** Bytes written to the file so far. */
+  /** Bytes this writer wrote to the file so far. */
   get bytesWritten(): number {
-    return this.#position;
+    return this.#position - this.#start;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -50,7 +62,7 @@ export class FileWriter extends Writable {
 
   override _final(done: (err?: Error | null) => void): void {
     this.#writeBatch()
-      .then(() => this.#file.sync())
+      .then(() => (this.#sync ? this.#file.sync() : undefined))
       .then(() => done(), done);
   }
 

@@ -10,6 +10,7 @@ import { encodeObjectMetadata } from '../../src/core/objectMetadata.ts';
 import { formatSegmentKey, type SegmentIdentity } from '../../src/core/objectKeys.ts';
 import type { BucketRef, S3Store } from '../../src/core/s3Store.ts';
 import { createEncryptStream } from '../../src/core/format/index.ts';
+import { sealDigest } from '../../src/core/sealedDigest.ts';
 import { patternSha256, patternStream } from './sourceData.ts';
 
 export interface StoreOptions {
@@ -18,6 +19,8 @@ export interface StoreOptions {
   readonly prefix?: string;
   readonly chunkLog2?: number;
   readonly partSize?: number;
+  /** Also store bks-digest (the SHA-256 sealed, as an upload with an announced sha256 does; v1 only). */
+  readonly sealDigest?: boolean;
 }
 
 export interface StoredSegment {
@@ -36,7 +39,8 @@ export async function storeSegment(store: S3Store, ref: BucketRef, identity: Seg
     metadata = encodeObjectMetadata({ format: 'plain', plaintextSize: size, sha256 });
   } else {
     const encrypt = createEncryptStream({ key: options.key, identity, chunkLog2: options.chunkLog2 ?? 20 });
-    metadata = encodeObjectMetadata({ format: 'v1', plaintextSize: size, header: encrypt.header.raw });
+    const digest = options.sealDigest === true ? sealDigest(options.key.master, encrypt.header, identity, sha256) : undefined;
+    metadata = encodeObjectMetadata({ format: 'v1', plaintextSize: size, header: encrypt.header.raw, ...(digest === undefined ? {} : { digest }) });
     body = body.pipe(encrypt);
   }
   await store.put(ref, key, body, { metadata, partSize: options.partSize ?? 8 * 1024 * 1024, queueSize: 4 });
