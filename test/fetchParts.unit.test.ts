@@ -427,6 +427,42 @@ describe('a file written in parts', () => {
     }
   });
 
+  it('both kinds of write fsync the file once, after the last byte and before the rename; a stop during that fsync leaves no file', async () => {
+    const probe = await openFile(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    for (const kind of ['write', 'writeParts'] as const) {
+      for (const stop of [false, true]) {
+        const { dest, dir, spy } = await partsDestination();
+        const controller = new AbortController();
+        const seen: string[][] = [];
+        const syncSpy = vi.spyOn(proto, 'sync').mockImplementation(async () => {
+          seen.push(await readdir(dir));
+          if (stop) controller.abort(new Error('deadline'));
+        });
+        try {
+          const writing =
+            kind === 'write'
+              ? dest.write(filled(2 * MiB, 4), controller.signal)
+              : dest.writeParts!(async (file) => void (await file.writePart(filled(2 * MiB, 4), 0, new AbortController().signal)), controller.signal);
+          if (stop) await expect(writing).rejects.toThrow('deadline');
+          else await writing;
+          // The file's fsync, then (once renamed into place) the directory's; a stopped restore renames nothing.
+          expect(syncSpy).toHaveBeenCalledTimes(stop ? 1 : 2);
+          // At the file's fsync the bytes are all in the temporary file, not yet renamed into place.
+          expect(seen[0]?.filter((n) => n === 'seg')).toEqual([]);
+          if (!stop) expect(seen[1]).toEqual(['seg']);
+          expect(await readdir(dir)).toEqual(stop ? [] : ['seg']);
+          if (!stop) expect((await readFile(join(dir, 'seg'))).length).toBe(2 * MiB);
+        } finally {
+          syncSpy.mockRestore();
+          spy.mockRestore();
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  });
+
   it('a failing part leaves no file', async () => {
     const { dest, dir, spy } = await partsDestination();
     try {

@@ -14,7 +14,7 @@ import type { Runtime } from '../src/core/runtime.ts';
 import { parseHeader, TAG_SIZE } from '../src/core/format/index.ts';
 import { sealDigest } from '../src/core/sealedDigest.ts';
 import { fetchSegment, type FetchOptions, type FetchRuntime } from '../src/fetch/fetchSegment.ts';
-import { eachAtMost, planParts } from '../src/fetch/partsToFile.ts';
+import { eachAtMost, planParts, restorePartsToFile } from '../src/fetch/partsToFile.ts';
 import type { GetStore } from '../src/fetch/objectReader.ts';
 import { countRequests, CURRENT_SECRET, startHarness, type Harness } from './support/fetchHarness.ts';
 import { patternBytes } from './support/sourceData.ts';
@@ -67,23 +67,29 @@ async function mutate(storedKey: string, change: (body: Buffer) => Buffer, metad
   await runtime.store.put(h.bucket, storedKey, Readable.from([change(Buffer.concat(chunks))]), { metadata: metadata({ ...(info?.metadata ?? {}) }), partSize: 8 << 20, queueSize: 2 });
 }
 
-/** A runtime whose GETs are counted while in flight; `delay` ms before each body is handed over. */
-function watchedGets(delay = 0): { ctx: FetchRuntime; most: () => number } {
+/**
+ * A runtime whose GETs are counted (started, and most at once); `delay` ms before each part's body is handed over
+ * (not the header's GET, which begins at byte 0).
+ */
+function watchedGets(delay = 0): { ctx: FetchRuntime; most: () => number; started: () => number } {
   let now = 0;
   let most = 0;
+  let started = 0;
   const get: GetStore['get'] = async (ref, k, options) => {
-    most = Math.max(most, ++now);
+    const part = (options?.range?.start ?? 0) > 0;
+    if (part) started++;
+    most = Math.max(most, part ? ++now : now);
     try {
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (part) await new Promise((resolve) => setTimeout(resolve, delay));
       const body = await runtime.store.get(ref, k, options);
       const chunks: Buffer[] = [];
       for await (const c of body) chunks.push(c as Buffer);
       return Readable.from(chunks);
     } finally {
-      now--;
+      if (part) now--;
     }
   };
-  return { ctx: { ...runtime, store: { head: runtime.store.head.bind(runtime.store), get } }, most: () => most };
+  return { ctx: { ...runtime, store: { head: runtime.store.head.bind(runtime.store), get } }, most: () => most, started: () => started };
 }
 
 describe('planParts', () => {
@@ -158,10 +164,11 @@ describe('eachAtMost', () => {
 });
 
 describe('a whole restore in parts', () => {
-  it('writes the segment identical, one ranged GET per part, never the header, parts in flight at once', async () => {
+  it('writes the segment identical: the header’s 48 bytes checked first, then one ranged GET per part, parts in flight at once', async () => {
     const stored = await store('whole');
     const got = await ranges(() => restore('whole'));
-    expect(got).toEqual(planParts(SIZE, CHUNK_LOG2, PART).map((p) => `bytes=${p.cipherStart}-${p.cipherEnd}`));
+    // First the 48 header bytes, to check them against bks-header; then the parts, which skip them.
+    expect(got).toEqual([`bytes=0-${HEADER - 1}`, ...planParts(SIZE, CHUNK_LOG2, PART).map((p) => `bytes=${p.cipherStart}-${p.cipherEnd}`)]);
     expect(sha256(await readFile(join(h.root, 'whole')))).toBe(stored.sha256);
     expect((await readFile(join(h.root, 'whole'))).equals(patternBytes(SIZE, 'whole'))).toBe(true);
     // The answer's digest is the sealed one (the file's hash above agrees with it).
@@ -210,8 +217,9 @@ describe('a whole restore in parts', () => {
     ['one GET asked for', true, { ...PARTS, concurrency: 1 }, 'file'],
     ['rehash', true, { ...PARTS, rehash: true }, 'file'],
     ['an s3:// destination', true, PARTS, 's3'],
+    ['an object of one part', true, { ...PARTS, partSize: 64 << 20 }, 'file'],
   ] as const)('is not used with %s: the object is read in order from its first byte', async (_what, sealed, options, kind) => {
-    const segmentId = `ordered-${kind}-${sealed}-${options.concurrency}-${'rehash' in options}`;
+    const segmentId = `ordered-${kind}-${sealed}-${options.concurrency}-${'rehash' in options}-${options.partSize}`;
     const stored = await store(segmentId, SIZE, sealed);
     h.servers.createBucket('parts-restored');
     const destination = kind === 'file' ? `file://${join(h.root, segmentId)}` : `s3://parts-restored/${segmentId}`;
@@ -266,29 +274,48 @@ describe('a whole restore in parts', () => {
     expect(stored.size).toBe(SIZE);
   });
 
-  it('a metadata header that is not the object’s own fails every chunk, no file', async () => {
+  it('a bks-header that is not the object’s own: read in order from the first byte and hashed, as with one GET', async () => {
     const stored = await store('foreign-header');
     const other = await store('header-donor');
     const foreign = (await runtime.store.head(h.bucket, other.key))?.metadata['bks-header'] ?? '';
-    // A digest sealed under the other header for this segment opens, so the parts path is taken, under that header.
+    // A digest sealed under the other header for this segment opens under bks-header: only the object's own first
+    // 48 bytes tell that bks-header is not its header.
     const digest = sealDigest(key.master, parseHeader(Buffer.from(foreign, 'base64')), { dataspace: 'ds', segmentId: 'foreign-header' }, stored.sha256);
     await mutate(stored.key, (b) => b, (m) => ({ ...m, 'bks-header': foreign, 'bks-digest': digest }));
-    let err: unknown;
-    const got = await ranges(async () => (err = await restore('foreign-header').catch((e: unknown) => e)));
-    expect(got[0]).toBe(`bytes=${HEADER}-${planParts(SIZE, CHUNK_LOG2, PART)[0]!.cipherEnd}`);
+    let answer: unknown;
+    const got = await ranges(async () => (answer = await restore('foreign-header')));
+    expect(got).toEqual([`bytes=0-${HEADER - 1}`, `bytes=0-${PART - 1}`, ...got.slice(2)]);
+    expect(answer).toMatchObject({ sha256: stored.sha256, bytesWritten: SIZE });
+    expect((await readFile(join(h.root, 'foreign-header'))).equals(patternBytes(SIZE, 'foreign-header'))).toBe(true);
+  });
+
+  it('parts under a header that is not the object’s own fail every chunk (the header is every chunk’s associated data)', async () => {
+    const stored = await store('parts-foreign');
+    const other = await store('parts-donor');
+    const foreign = parseHeader(Buffer.from((await runtime.store.head(h.bucket, other.key))?.metadata['bks-header'] ?? '', 'base64'));
+    const span = { ref: h.bucket, key: stored.key, size: (await runtime.store.head(h.bucket, stored.key))?.size ?? 0, etag: undefined };
+    const written: number[] = [];
+    const file = {
+      async writePart(body: Readable, position: number) {
+        for await (const c of body) written.push(position, (c as Buffer).length);
+        return 0;
+      },
+    };
+    const err = await restorePartsToFile(file, { store: runtime.store, keyRing: runtime.keyRing, identity: { dataspace: 'ds', segmentId: 'parts-foreign' }, span, plaintextSize: SIZE, header: foreign, concurrency: 2, partSize: PART }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthenticationError);
-    await expectNothingLeft('foreign-header');
+    expect(written).toEqual([]);
   });
 
   it('stops when its signal aborts, leaving no file', async () => {
     await store('stopped');
-    const watched = watchedGets(50);
+    // Each part's body waits 200 ms; the stop comes at 60 ms, while the first three are in flight.
+    const watched = watchedGets(200);
     const controller = new AbortController();
     const reason = new Error('deadline');
     setTimeout(() => controller.abort(reason), 60);
     const err = await restore('stopped', { ...PARTS, signal: controller.signal }, watched.ctx).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect(controller.signal.aborted).toBe(true);
+    expect(err).toMatchObject({ name: 'AbortError' });
+    expect(watched.started()).toBe(3);
     await expectNothingLeft('stopped');
   });
 });

@@ -119,12 +119,17 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
   }
   const removeTemp = () => unlink(dir.entry(tempName)).catch(() => undefined);
   let settled = false;
-  /** Runs `fill` (which writes the whole file), then fsyncs, closes and renames it into place; on failure removes it. */
-  const complete = async (fill: () => Promise<void>) => {
+  /**
+   * Runs `fill` (which writes the whole file), then fsyncs, closes and renames it into place; on failure removes
+   * it. A stop (the deadline) that comes during the final fsync still fails the restore, leaving nothing: the
+   * caller is told it failed, so the file must not appear.
+   */
+  const complete = async (fill: () => Promise<void>, signal: AbortSignal | undefined) => {
     settled = true;
     try {
       await fill();
       await file.sync();
+      signal?.throwIfAborted();
       await file.close();
       await moveIntoPlace(dir, tempName, name, location.path);
     } catch (err) {
@@ -143,9 +148,9 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
       await complete(async () => {
         await pipeline(body, behind.stage(), new FileWriter(file, writev, { sync: false }), signal ? { signal } : {});
         await behind.settled();
-      });
+      }, signal);
     },
-    async writeParts(fill) {
+    async writeParts(fill, signal) {
       const behind = new WriteBehind(file);
       await complete(async () => {
         await fill({
@@ -156,7 +161,7 @@ async function fileDestination(location: Extract<Location, { kind: 'file' }>, co
           },
         });
         await behind.settled();
-      });
+      }, signal);
     },
     async discard() {
       if (settled) return;
@@ -205,7 +210,7 @@ export interface PreparedDestination extends Destination {
    * (partsToFile.ts). Resolves once `fill` resolved and the file is durably in place; rejects leaving nothing.
    * `fill` must settle only after every part it started settled.
    */
-  writeParts?(fill: (file: FileParts) => Promise<void>): Promise<void>;
+  writeParts?(fill: (file: FileParts) => Promise<void>, signal?: AbortSignal): Promise<void>;
   /** Releases what `openDestination` prepared when the restore fails before `write` (no-op after it). */
   discard(): Promise<void>;
 }

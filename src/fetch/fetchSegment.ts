@@ -29,7 +29,7 @@ import { expectedStoredSize } from '../core/objectMetadata.ts';
 import { checkRange, createDecryptStream, parseHeader, planRange } from '../core/format/index.ts';
 import { checkPlainObject } from '../core/plainObjects.ts';
 import { openDestination, type PreparedDestination, type PutStore } from './destination.ts';
-import { restorePartsToFile } from './partsToFile.ts';
+import { restorePartsToFile, storedHeaderIs } from './partsToFile.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
 import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
@@ -79,9 +79,9 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
     const plan = invocation.range ? planRead(found, invocation.range) : undefined;
     const total = plan?.length ?? found.metadata.plaintextSize;
     const sealed = plan === undefined && options.rehash !== true ? found.metadata.digest : undefined;
-    const inParts = sealed === undefined ? undefined : partsPlan(runtime, found, identity, sealed, destination, options);
+    const inParts = sealed === undefined ? undefined : await partsPlan(runtime, found, identity, sealed, destination, options);
     if (inParts !== undefined) {
-      const { writeParts, header, sha256 } = inParts;
+      const { writeParts, header, sha256, concurrency, partSize } = inParts;
       let written = 0;
       const report = options.onProgress === undefined ? undefined : throttled((bytes) => options.onProgress?.(bytes, total));
       const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
@@ -93,13 +93,13 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
           span,
           plaintextSize: total,
           header,
-          concurrency: options.concurrency ?? runtime.config.restoreConcurrency,
-          partSize: options.partSize ?? runtime.config.partSize,
+          concurrency,
+          partSize,
           signal: options.signal,
           ...(report ? { onBytes: report.bytes } : {}),
         });
         report?.end(written);
-      });
+      }, options.signal);
       return { bucket: found.ref.bucket, region: found.ref.region, key, size: total, sha256, bytesWritten: written };
     }
     let known: string | undefined;
@@ -126,26 +126,33 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
   }
 }
 
+/** What a whole restore written in parts needs (partsPlan). */
+interface PartsPlan {
+  readonly writeParts: NonNullable<PreparedDestination['writeParts']>;
+  readonly header: Header;
+  readonly sha256: string;
+  readonly concurrency: number;
+  readonly partSize: number;
+}
+
 /**
  * How a whole restore is written in parts at their own offsets (partsToFile.ts), or undefined when it reads one
  * ordered stream: ranged GETs not asked for (concurrency 1), an object of one part, a destination that is not
- * a file, or a bks-digest that does not open under the bks-header (the stream path then hashes, and says so).
+ * a file, a bks-digest that does not open under the bks-header, or a bks-header that is not the header the
+ * object begins with (its first 48 bytes, one small ranged GET). The stream path then opens the digest under
+ * the header read from the object, or hashes, and says so: the same answer as with one GET.
  */
-function partsPlan(
-  runtime: FetchRuntime,
-  found: LocatedSegment,
-  identity: SegmentIdentity,
-  sealed: string,
-  destination: PreparedDestination,
-  options: FetchOptions,
-): { readonly writeParts: NonNullable<PreparedDestination['writeParts']>; readonly header: Header; readonly sha256: string } | undefined {
+async function partsPlan(runtime: FetchRuntime, found: LocatedSegment, identity: SegmentIdentity, sealed: string, destination: PreparedDestination, options: FetchOptions): Promise<PartsPlan | undefined> {
   const { writeParts } = destination;
   const concurrency = options.concurrency ?? runtime.config.restoreConcurrency;
   const partSize = options.partSize ?? runtime.config.partSize;
   if (writeParts === undefined || concurrency <= 1 || found.info.size <= partSize || found.metadata.header === undefined) return undefined;
   const header = parseHeader(found.metadata.header);
   const sha256 = openDigest(runtime.keyRing.find(header.keyId).master, header, identity, sealed);
-  return sha256 === undefined ? undefined : { writeParts: writeParts.bind(destination), header, sha256 };
+  if (sha256 === undefined) return undefined;
+  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  if (!(await storedHeaderIs(runtime.store, span, header, options.signal))) return undefined;
+  return { writeParts: writeParts.bind(destination), header, sha256, concurrency, partSize };
 }
 
 /** Progress of a restore in parts: reported at most 10 times a second, and once at the end. */

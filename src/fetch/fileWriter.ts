@@ -1,6 +1,7 @@
 /**
  * The restore's file writer: the plaintext goes into the open file with writev, a batch at a time, and the file
- * is fsynced at the end. On a local file system the writev runs on the thread that produced the bytes, while the
+ * is fsynced at the end unless the caller does that itself (a file destination syncs once, after every writer
+ * and its write-behind settled: destination.ts). On a local file system the writev runs on the thread that produced the bytes, while the
  * batch is still in that core's cache; on others on libuv's pool (writePlacement.ts chooses). The caller owns
  * the handle (and closes it).
  *
@@ -20,7 +21,7 @@ export const BATCH_BYTES = 256 * 1024;
 export interface FileWriterOptions {
   /** File offset of the first byte (default 0): a part of a restore written in parts (partsToFile.ts). */
   readonly start?: number;
-  /** fsync the file at the end (default true); a part leaves that to whoever writes the last part. */
+  /** fsync the file at the end (default true); false when the caller syncs it once every write ended. */
   readonly sync?: boolean;
 }
 

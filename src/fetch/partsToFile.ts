@@ -2,12 +2,14 @@
  * A whole restore of a format v1 object into a file, in parts: each part is a ranged GET of whole chunks,
  * deciphered on its own (chunk i's nonce derives from i, so no part needs another's bytes) and written at its
  * own offset of the file, up to `concurrency` parts at once. No part waits for the one before it, and none is
- * held in memory: each streams through about 3 MiB of buffers (GET, decipher, writer).
+ * held whole in memory: each streams through its stages' buffers (about 5 MiB: GET, decipher, write-behind,
+ * writer) and holds one chunk's plaintext until its tag verified.
  *
  * Only when the answer's SHA-256 needs no pass over the bytes in order: the object's bks-digest opens under its
  * bks-header (sealedDigest.ts). Every chunk's tag then proves its bytes, its place (the nonce) and, for the last
- * chunk, that nothing follows; the header read from the metadata is every chunk's associated data, so one that
- * differs from the object's own fails them all. Restores that must hash (no digest, `rehash`, plain objects) and
+ * chunk, that nothing follows. The header is read from the metadata and checked against the object's first 48
+ * bytes before any part (storedHeaderIs); it is also every chunk's associated data, so one that differs fails
+ * every chunk all the same. Restores that must hash (no digest, `rehash`, plain objects) and
  * s3:// destinations read one ordered stream instead (objectReader.ts).
  */
 import type { Readable } from 'node:stream';
@@ -15,7 +17,7 @@ import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { TruncatedError } from '../core/errors.ts';
 import type { KeyRing } from '../core/keyRing.ts';
 import type { SegmentIdentity } from '../core/objectKeys.ts';
-import { createDecryptStream, planRange, TAG_SIZE, type Header, type RangePlan } from '../core/format/index.ts';
+import { createDecryptStream, HEADER_SIZE, planRange, TAG_SIZE, type Header, type RangePlan } from '../core/format/index.ts';
 import type { FileParts } from './destination.ts';
 import { readObjectRange, type GetStore, type ObjectSpan } from './objectReader.ts';
 
@@ -46,9 +48,22 @@ export interface PartsRestore {
   readonly onBytes?: (bytes: number) => void;
 }
 
+/**
+ * True when the stored object begins with `header` (its bks-header): one ranged GET of its first 48 bytes. The
+ * parts never read those bytes, so a body swapped under another upload's metadata, or a damaged header, is
+ * found here, and the restore reads one ordered stream instead, as with one GET.
+ */
+export async function storedHeaderIs(store: GetStore, span: ObjectSpan, header: Header, signal: AbortSignal | undefined): Promise<boolean> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of readObjectRange(store, span, 0, HEADER_SIZE - 1, signal)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).equals(header.raw);
+}
+
 /** Writes every part of the object into `file`; the plaintext bytes written (all of them, or it throws). */
 export async function restorePartsToFile(file: FileParts, restore: PartsRestore): Promise<number> {
   const parts = planParts(restore.plaintextSize, restore.header.chunkLog2, restore.partSize);
+  // An empty plaintext is one empty chunk, which a restore in parts would never open: the ordered stream reads it.
+  if (parts.length === 0) throw new RangeError('restorePartsToFile: an empty segment is restored as one stream');
   const chunkSize = 2 ** restore.header.chunkLog2;
   let written = 0;
   await eachAtMost(parts.length, restore.concurrency, restore.signal, async (index, signal) => {
