@@ -32,7 +32,10 @@
  * container would, and prints that invocation apart; the tables keep the cold invocation's wall and CPU figures,
  * while the peak RSS is the process's over both invocations, what a warm container holds), BENCH_CLIENT_CPUS=0 (a
  * taskset list: every client runs on those cores and the servers and this harness on the others; with one core,
- * the one vCPU of a Lambda function at up to 1,769 MB: bench/support/cpuPinning.ts).
+ * the one vCPU of a Lambda function at up to 1,769 MB: bench/support/cpuPinning.ts), BENCH_LINK_MIBPS=64 (every
+ * client reaches the server through a proxy that lets each TCP connection carry at most that many MiB/s each way,
+ * as a network path bounds one stream where a local server does not: bench/support/linkProxy.ts; the proxy runs
+ * in its own process, with the servers, and the servers' busy cores leave its CPU out).
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -46,7 +49,7 @@ import { bundleChild, REPO } from './support/child.ts';
 import { awsClient, checkCopy, curlClient, ourClient, rcloneClient, restoreTarget, type Client, type ClientName, type ClientSetup, type SegmentFile, type Stored, type Transfer } from './support/peers.ts';
 import { benchPinning } from './support/cpuPinning.ts';
 import { ClientFailed } from './support/measure.ts';
-import { startServer, type BenchServer, type ServerName } from './support/servers.ts';
+import { linkMiBps, startServer, type BenchServer, type ServerName } from './support/servers.ts';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -391,6 +394,8 @@ export const onlyWhenNamed = true;
 export async function run(): Promise<void> {
   benchPinning?.pinToRest(process.pid);
   if (benchPinning !== undefined) console.log(`clients on core(s) ${benchPinning.client.join(',')}; servers and harness on ${benchPinning.rest.join(',')}`);
+  const link = linkMiBps();
+  if (link !== undefined) console.log(`each client connection carries at most ${link} MiB/s each way (bench/support/linkProxy.ts)`);
   const root = process.env.BENCH_TMP ?? tmpdir();
   await checkSpace(root);
   const dir = await mkdtemp(join(root, 'bks-bench-peers-'));
@@ -486,7 +491,7 @@ export async function run(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = {
-    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE, BENCH_WARM: process.env.BENCH_WARM, BENCH_CLIENT_CPUS: process.env.BENCH_CLIENT_CPUS })
+    command: `${Object.entries({ BENCH_SIZES: process.env.BENCH_SIZES, BENCH_SERVERS: process.env.BENCH_SERVERS, BENCH_CLIENTS: process.env.BENCH_CLIENTS, BENCH_REPEAT: process.env.BENCH_REPEAT, BENCH_OURS_ENV: process.env.BENCH_OURS_ENV, BENCH_ANNOUNCE_SHA256: process.env.BENCH_ANNOUNCE_SHA256, BENCH_NO_WRAPPER: process.env.BENCH_NO_WRAPPER, BENCH_NODE: process.env.BENCH_NODE, BENCH_WARM: process.env.BENCH_WARM, BENCH_CLIENT_CPUS: process.env.BENCH_CLIENT_CPUS, BENCH_LINK_MIBPS: process.env.BENCH_LINK_MIBPS })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${v?.includes(' ') || v?.includes('{') ? `'${v}'` : v} `)
       .join('')}npm run bench peers`,

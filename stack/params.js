@@ -149,6 +149,15 @@ function deletionDelayHours(value) {
   return hours;
 }
 
+/** Ranged GETs in flight per whole restore of the deployed fetch (S3_STORAGE_RESTORE_CONCURRENCY): 1..64. */
+function restoreConcurrency(value) {
+  const text = value === '' ? '4' : value;
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 64) {
+    throw new StackParameterError(`the stack parameter "restoreConcurrency" is ${JSON.stringify(value)}; expected a whole number of ranged GETs, 1..64 (4 by default; 1 reads each segment with one GET)`);
+  }
+  return Number(text);
+}
+
 /** Every parameter the stack/*.js files use, checked. Throws StackParameterError. */
 async function parseParams(resolveVariable) {
   const bucket = await text(resolveVariable, 'bucket');
@@ -168,11 +177,12 @@ async function parseParams(resolveVariable) {
     staging: await stagingOf(resolveVariable, buckets),
     efs: await efsOf(resolveVariable),
     deletionDelayHours: deletionDelayHours(await text(resolveVariable, 'deletionDelayHours')),
+    restoreConcurrency: restoreConcurrency(await text(resolveVariable, 'restoreConcurrency')),
   };
 }
 
 /** What the other resolvers read while `check` reports a bad parameter (packaging then fails). */
-const PLACEHOLDER = Object.freeze({ stage: 'invalid', encryption: 'off', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined, deletionDelayHours: 72 });
+const PLACEHOLDER = Object.freeze({ stage: 'invalid', encryption: 'off', bucket: 'invalid-parameters', buckets: ['invalid-parameters'], keyPrefix: '', kmsKeyArn: '', secretKmsKeyArn: '', restoreBucket: '', staging: undefined, efs: undefined, deletionDelayHours: 72, restoreConcurrency: 4 });
 
 /** The checked parameters; placeholders when they are bad (`check` reports that). */
 async function readParams(resolveVariable) {

@@ -8,6 +8,9 @@
  * plus 16 bytes per 1 MiB chunk plus the header), the upload sends HeadObject (already stored?),
  * ListMultipartUploads (leftovers of a killed attempt), CreateMultipartUpload, P × UploadPart and
  * CompleteMultipartUpload (one PutObject instead when P = 1); the restore sends HeadObject and GetObject.
+ * With R ranged GETs in flight (S3_STORAGE_RESTORE_CONCURRENCY > 1, the stack's 4) a segment announced with its
+ * sha256 is restored in parts: HeadObject, one GetObject of the stored header's 48 bytes and one ranged GetObject
+ * per part of whole chunks (planParts: Q = ceil(size / (chunks per part × chunk size))).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -22,6 +25,7 @@ import { ciphertextSize, DEFAULT_CHUNK_LOG2 } from '../src/core/format/index.ts'
 import { createRuntime, type Runtime } from '../src/core/runtime.ts';
 import { startLocalServers, type LocalServers } from '../src/local/embeddedServers.ts';
 import { fetchSegment } from '../src/fetch/fetchSegment.ts';
+import { planParts } from '../src/fetch/partsToFile.ts';
 import { uploadSegment } from '../src/upload/uploadSegment.ts';
 import { patternStream } from './support/sourceData.ts';
 
@@ -100,5 +104,21 @@ describe('requests per segment (cost per TiB in the README)', () => {
     // The second segment pays no per-container request (the marks' listing is reused for a few seconds).
     expect(uploads[1]).toEqual({ HeadObject: 1, ListMultipartUploads: 1, CreateMultipartUpload: 1, UploadPart: parts, CompleteMultipartUpload: 1 });
     expect(restores[1]).toEqual({ HeadObject: 1, GetObject: 1 });
+  });
+
+  it('a restore in parts (segment announced with its sha256, 4 ranged GETs in flight): HeadObject, the header GetObject, one GetObject per part', async () => {
+    const size = 40 * MiB;
+    const path = await source('c', size);
+    const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+    const result = await uploadSegment(runtime, { version: 1, dataspace: 'count', segmentId: 'c', source: `file://${path}`, sha256 });
+    expect(result.outcome).toBe('uploaded');
+    const parts = planParts(size, DEFAULT_CHUNK_LOG2, runtime.config.partSize).length;
+    expect(parts).toBeGreaterThan(1);
+    take();
+    const answer = await fetchSegment(runtime, { dataspace: 'count', segmentId: 'c', destination: `file://${join(root, 'c.restored')}` }, { concurrency: 4 });
+    expect(answer.sha256).toBe(sha256);
+    const restore = take();
+    console.log(`requests of a restore in parts (${size / MiB} MiB, ${parts} parts): ${JSON.stringify(restore)}`);
+    expect(restore).toEqual({ HeadObject: 1, GetObject: 1 + parts });
   });
 });

@@ -56,6 +56,7 @@ beforeAll(async () => {
     efsFileSystemArn: FS_ARN,
     efsAccessPointArn: AP_SOURCES,
     efsRestoreAccessPointArn: AP_RESTORES,
+    restoreConcurrency: '8',
     subnetIds: 'subnet-aaa,subnet-bbb',
     securityGroupIds: 'sg-123',
     sourceRoot: '/mnt/segments',
@@ -100,6 +101,12 @@ describe('packaged stack', () => {
       expect(String(env(plain, fn).S3_STORAGE_DELETION_DELAY_HOURS)).toBe('72');
       expect(String(env(plain, fn).S3_STORAGE_UPLOAD_TIMEOUT_SECONDS)).toBe(String(resources(plain).UploadLambdaFunction!.Properties.Timeout));
     }
+  });
+
+  it('fetch restores with 4 ranged GETs in flight unless restoreConcurrency says otherwise; upload and cleanup are not given it', () => {
+    expect(String(env(plain, 'Fetch').S3_STORAGE_RESTORE_CONCURRENCY)).toBe('4');
+    expect(String(env(sources, 'Fetch').S3_STORAGE_RESTORE_CONCURRENCY)).toBe('8');
+    for (const fn of ['Upload', 'Cleanup']) expect(env(plain, fn).S3_STORAGE_RESTORE_CONCURRENCY).toBeUndefined();
   });
 
   it('the state bucket is versioned, private, encrypted, and aborts incomplete multipart uploads', () => {
@@ -275,6 +282,9 @@ describe('parameters', () => {
     [{ bucket: 'b-1', ...efs, efsAccessPointArn: 'arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/x' }, /"efsAccessPointArn" .* is not an EFS access point ARN/],
     [{ bucket: 'b-1', deletionDelayHours: '721' }, /"deletionDelayHours" is "721"; expected a whole number of hours, 0\.\.720/],
     [{ bucket: 'b-1', deletionDelayHours: '1.5' }, /"deletionDelayHours"/],
+    [{ bucket: 'b-1', restoreConcurrency: '0' }, /"restoreConcurrency" is "0"; expected a whole number of ranged GETs, 1\.\.64/],
+    [{ bucket: 'b-1', restoreConcurrency: '65' }, /"restoreConcurrency" is "65"/],
+    [{ bucket: 'b-1', restoreConcurrency: 'four' }, /"restoreConcurrency" is "four"/],
   ] as const)('%j is refused, naming the parameter', async (values, message) => {
     await expect(read(values)).rejects.toThrow(message);
   });

@@ -144,6 +144,45 @@ export async function startFauxqsProcess(dir: string, bucket: string): Promise<B
   return adminOf('fauxqs', `http://127.0.0.1:${port}`, bucket, 'local', 'local', 11 * 1024 * 1024, child);
 }
 
-export function startServer(name: ServerName, dir: string, bucket: string): Promise<BenchServer> {
-  return name === 's3rver' ? startS3rver(dir, bucket) : startFauxqsProcess(dir, bucket);
+/** BENCH_LINK_MIBPS: MiB/s each client connection may carry each way (bench/support/linkProxy.ts), or undefined. */
+export function linkMiBps(value = process.env.BENCH_LINK_MIBPS): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const rate = Number(value);
+  if (!(rate > 0) || !Number.isFinite(rate)) throw new Error(`BENCH_LINK_MIBPS=${value}: give the MiB/s one connection may carry, a number above 0`);
+  return rate;
+}
+
+/**
+ * The server behind a proxy that bounds each connection to `rate` MiB/s each way: the clients see the proxy's
+ * endpoint, while the bench's admin client, sizeOf and clear, and the server's CPU figure stay the server's own.
+ */
+async function behindLink(server: BenchServer, dir: string, rate: number): Promise<BenchServer> {
+  const script = await bundleChild(join(REPO, 'bench/support/linkProxy.ts'), dir);
+  const target = new URL(server.endpoint).port;
+  const child = spawn(process.execPath, [script, target, String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (child.pid !== undefined) benchPinning?.pinToRest(child.pid);
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = /\{"port":(\d+)\}/.exec(out);
+      if (line) resolve(Number(line[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`the link proxy exited with ${code} before it listened`)));
+  });
+  const stopProxy = stopper(child);
+  return {
+    ...server,
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() {
+      await stopProxy();
+      await server.stop();
+    },
+  };
+}
+
+export async function startServer(name: ServerName, dir: string, bucket: string): Promise<BenchServer> {
+  const server = name === 's3rver' ? await startS3rver(dir, bucket) : await startFauxqsProcess(dir, bucket);
+  const rate = linkMiBps();
+  return rate === undefined ? server : behindLink(server, dir, rate);
 }
