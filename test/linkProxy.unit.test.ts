@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { linkMiBps } from '../bench/support/servers.ts';
+import { linkMiBps, listeningPort } from '../bench/support/servers.ts';
 
 const PROXY = fileURLToPath(new URL('../bench/support/linkProxy.ts', import.meta.url));
 const MiB = 2 ** 20;
@@ -22,16 +22,7 @@ async function origin(body: Buffer): Promise<{ server: Server; port: number }> {
 
 async function proxy(targetPort: number, mibps: number): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', PROXY, String(targetPort), String(mibps)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = /\{"port":(\d+)\}/.exec(out);
-      if (line) resolve(Number(line[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`linkProxy exited with ${code}`)));
-  });
-  return { child, port };
+  return { child, port: await listeningPort(child, 'linkProxy') };
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

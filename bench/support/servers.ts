@@ -114,6 +114,19 @@ function adminOf(name: ServerName, endpoint: string, bucket: string, accessKey: 
   };
 }
 
+/** The port a child of the bench prints as one JSON line {"port": N} once it listens (fauxqs, the link proxy). */
+export function listeningPort(child: ChildProcess, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = /\{"port":(\d+)\}/.exec(out);
+      if (line) resolve(Number(line[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before it listened`)));
+  });
+}
+
 /** s3rver on disk under `dir`, with `bucket` configured at start. */
 export async function startS3rver(dir: string, bucket: string): Promise<BenchServer> {
   const port = await freePort();
@@ -132,15 +145,7 @@ export async function startS3rver(dir: string, bucket: string): Promise<BenchSer
 export async function startFauxqsProcess(dir: string, bucket: string): Promise<BenchServer> {
   const script = await bundleChild(join(REPO, 'bench/support/fauxqsServer.ts'), dir);
   const child = spawn(process.execPath, [script, bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = /\{"port":(\d+)\}/.exec(out);
-      if (line) resolve(Number(line[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`fauxqs exited with ${code} before it listened`)));
-  });
+  const port = await listeningPort(child, 'fauxqs');
   return adminOf('fauxqs', `http://127.0.0.1:${port}`, bucket, 'local', 'local', 11 * 1024 * 1024, child);
 }
 
@@ -161,15 +166,7 @@ async function behindLink(server: BenchServer, dir: string, rate: number): Promi
   const target = new URL(server.endpoint).port;
   const child = spawn(process.execPath, [script, target, String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
   if (child.pid !== undefined) benchPinning?.pinToRest(child.pid);
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = /\{"port":(\d+)\}/.exec(out);
-      if (line) resolve(Number(line[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`the link proxy exited with ${code} before it listened`)));
-  });
+  const port = await listeningPort(child, 'the link proxy');
   const stopProxy = stopper(child);
   return {
     ...server,

@@ -31,7 +31,7 @@ import { checkPlainObject } from '../core/plainObjects.ts';
 import { openDestination, type PreparedDestination, type PutStore } from './destination.ts';
 import { restorePartsToFile, storedHeaderIs } from './partsToFile.ts';
 import { locateSegment, type HeadStore, type LocatedSegment } from './locate.ts';
-import { readObjectRange, readWholeObject, type GetStore } from './objectReader.ts';
+import { readObjectRange, readWholeObject, type GetStore, type ObjectSpan } from './objectReader.ts';
 import { VerifyingMeter } from '../core/verifyingMeter.ts';
 import { openDigest } from '../core/sealedDigest.ts';
 import { logger } from '../core/logger.ts';
@@ -81,10 +81,9 @@ export async function fetchSegment(runtime: FetchRuntime, invocation: FetchInvoc
     const sealed = plan === undefined && options.rehash !== true ? found.metadata.digest : undefined;
     const inParts = sealed === undefined ? undefined : await partsPlan(runtime, found, identity, sealed, destination, options);
     if (inParts !== undefined) {
-      const { writeParts, header, sha256, concurrency, partSize } = inParts;
+      const { writeParts, header, sha256, concurrency, partSize, span } = inParts;
       let written = 0;
       const report = options.onProgress === undefined ? undefined : throttled((bytes) => options.onProgress?.(bytes, total));
-      const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
       await writeParts(async (file) => {
         written = await restorePartsToFile(file, {
           store: runtime.store,
@@ -133,6 +132,12 @@ interface PartsPlan {
   readonly sha256: string;
   readonly concurrency: number;
   readonly partSize: number;
+  readonly span: ObjectSpan;
+}
+
+/** The stored object a located segment is, as the object reader reads it. */
+function spanOf(found: LocatedSegment): ObjectSpan {
+  return { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
 }
 
 /**
@@ -150,9 +155,9 @@ async function partsPlan(runtime: FetchRuntime, found: LocatedSegment, identity:
   const header = parseHeader(found.metadata.header);
   const sha256 = openDigest(runtime.keyRing.find(header.keyId).master, header, identity, sealed);
   if (sha256 === undefined) return undefined;
-  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  const span = spanOf(found);
   if (!(await storedHeaderIs(runtime.store, span, header, options.signal))) return undefined;
-  return { writeParts: writeParts.bind(destination), header, sha256, concurrency, partSize };
+  return { writeParts: writeParts.bind(destination), header, sha256, concurrency, partSize, span };
 }
 
 /** Progress of a restore in parts: reported at most 10 times a second, and once at the end. */
@@ -200,7 +205,7 @@ export function readWhole(
   options: FetchOptions,
   onHeader?: (header: Header) => void,
 ): Readable {
-  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  const span = spanOf(found);
   const raw = readWholeObject(runtime.store, span, {
     concurrency: options.concurrency ?? runtime.config.restoreConcurrency,
     partSize: options.partSize ?? runtime.config.partSize,
@@ -211,7 +216,7 @@ export function readWhole(
 }
 
 function readRange(runtime: FetchRuntime, found: LocatedSegment, identity: SegmentIdentity, plan: ReadPlan, options: FetchOptions): Readable {
-  const span = { ref: found.ref, key: found.key, size: found.info.size, etag: found.info.etag };
+  const span = spanOf(found);
   const { metadata } = found;
   if (metadata.format === 'plain' || metadata.header === undefined) return readObjectRange(runtime.store, span, plan.start, plan.end, options.signal);
   const header = parseHeader(metadata.header);
