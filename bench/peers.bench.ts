@@ -93,6 +93,8 @@ interface RunRecord {
   readonly userS?: number;
   readonly sysS?: number;
   readonly maxRssKiB?: number;
+  /** Minor page faults of the client process (first touches of fresh memory; /usr/bin/time's %R). */
+  readonly minorFaults?: number;
   /** Ours: module init ms and the handler's own CPU seconds (the rest is node start and cold start). */
   readonly initMs?: number;
   readonly handlerCpuS?: number;
@@ -105,6 +107,7 @@ interface RunRecord {
   readonly warmCpuS?: number;
   readonly warmUserS?: number;
   readonly warmSysS?: number;
+  readonly warmMinorFaults?: number;
   readonly error?: string;
 }
 
@@ -117,6 +120,8 @@ export interface Summary {
   readonly mibps?: number;
   readonly cpuPerGiB?: number;
   readonly rssMiB?: number;
+  /** Minor page faults of the client process, thousands (median): fresh memory it touched. */
+  readonly kFaults?: number;
   readonly handlerCpuPerGiB?: number;
   /**
    * The server's CPU seconds over the transfer's wall seconds (median of the runs): how many cores it kept busy.
@@ -126,6 +131,7 @@ export interface Summary {
   /** BENCH_WARM=1, ours: the warm invocation's MiB/s (handler wall time) and CPU s/GiB, medians. */
   readonly warmMibps?: number;
   readonly warmCpuPerGiB?: number;
+  readonly warmKFaults?: number;
   /** Why there is no figure (client missing, refused by the server, failed). */
   readonly note?: string;
 }
@@ -155,7 +161,7 @@ async function makeSegment(dir: string, sizeMiB: number): Promise<SegmentFile> {
   return { path, size, sha256: hash.digest('hex') };
 }
 
-function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'userS' | 'sysS' | 'maxRssKiB'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
+function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'userS' | 'sysS' | 'maxRssKiB' | 'minorFaults'>, t: Transfer, serverCpuS: number | undefined): RunRecord {
   const m = t.measured;
   const warm = t.detail?.warm;
   return {
@@ -165,11 +171,12 @@ function record(base: Omit<RunRecord, 'wallS' | 'cpuS' | 'userS' | 'sysS' | 'max
     userS: m.userS,
     sysS: m.sysS,
     maxRssKiB: m.maxRssKiB,
+    minorFaults: m.minorFaults,
     initMs: t.detail?.initMs,
     handlerCpuS: t.detail?.handlerCpuS,
     arrayBuffersMiB: t.detail?.memoryPeakMiB?.arrayBuffers,
     // With a warm invocation the server's CPU covers both: no figure rather than a wrong one.
-    ...(warm === undefined ? { serverCpuS } : { warmWallS: warm.handlerMs / 1000, warmCpuS: warm.userS + warm.sysS, warmUserS: warm.userS, warmSysS: warm.sysS }),
+    ...(warm === undefined ? { serverCpuS } : { warmWallS: warm.handlerMs / 1000, warmCpuS: warm.userS + warm.sysS, warmUserS: warm.userS, warmSysS: warm.sysS, warmMinorFaults: warm.minorFaults }),
   };
 }
 
@@ -245,15 +252,19 @@ function summarize(records: readonly RunRecord[]): Summary[] {
     const gib = first.sizeMiB / 1024;
     const handler = ok.flatMap((r) => (r.handlerCpuS === undefined ? [] : [r.handlerCpuS]));
     const serverCores = ok.flatMap((r) => (r.serverCpuS === undefined || !r.wallS ? [] : [r.serverCpuS / r.wallS]));
-    const warm = ok.flatMap((r) => (r.warmWallS === undefined || r.warmCpuS === undefined ? [] : [{ wallS: r.warmWallS, cpuS: r.warmCpuS }]));
+    const warm = ok.flatMap((r) => (r.warmWallS === undefined || r.warmCpuS === undefined ? [] : [{ wallS: r.warmWallS, cpuS: r.warmCpuS, faults: r.warmMinorFaults }]));
+    const faults = ok.flatMap((r) => (r.minorFaults === undefined ? [] : [r.minorFaults]));
+    const warmFaults = warm.flatMap((w) => (w.faults === undefined ? [] : [w.faults]));
     return {
       ...head,
       mibps: first.sizeMiB / median(ok.map((r) => r.wallS ?? 0)),
       cpuPerGiB: median(ok.map((r) => r.cpuS ?? 0)) / gib,
       rssMiB: median(ok.map((r) => r.maxRssKiB ?? 0)) / 1024,
+      ...(faults.length > 0 ? { kFaults: median(faults) / 1000 } : {}),
       ...(handler.length > 0 ? { handlerCpuPerGiB: median(handler) / gib } : {}),
       ...(serverCores.length > 0 ? { serverCores: median(serverCores) } : {}),
       ...(warm.length > 0 ? { warmMibps: first.sizeMiB / median(warm.map((w) => w.wallS)), warmCpuPerGiB: median(warm.map((w) => w.cpuS)) / gib } : {}),
+      ...(warmFaults.length > 0 ? { warmKFaults: median(warmFaults) / 1000 } : {}),
     };
   });
 }
@@ -275,7 +286,7 @@ function printTables(summaries: readonly Summary[]): void {
   for (const server of SERVERS) {
     for (const sizeMiB of SIZES) {
       console.log(`\n${server}, ${sizeMiB} MiB segment (median of ${REPEAT}; CPU = user+sys of the client process and its children)`);
-      console.log('client              dir       MiB/s  CPU s/GiB  RSS MiB  server cores   ×aws MiB/s  ×rclone MiB/s  ×aws CPU  ×rclone CPU');
+      console.log('client              dir       MiB/s  CPU s/GiB  RSS MiB  k faults  server cores   ×aws MiB/s  ×rclone MiB/s  ×aws CPU  ×rclone CPU');
       for (const client of CLIENTS) {
         for (const direction of ['upload', 'restore'] as const) {
           const s = find(summaries, server, client, direction, sizeMiB);
@@ -286,7 +297,7 @@ function printTables(summaries: readonly Summary[]): void {
           }
           const r = client === 'ours' ? [ratio(summaries, s, 'aws', 'mibps'), ratio(summaries, s, 'rclone', 'mibps'), ratio(summaries, s, 'aws', 'cpuPerGiB'), ratio(summaries, s, 'rclone', 'cpuPerGiB')] : [];
           console.log(
-            `${LABEL[client].padEnd(19)} ${direction.padEnd(8)} ${f(s.mibps).padStart(6)} ${f(s.cpuPerGiB, 2).padStart(10)} ${f(s.rssMiB).padStart(8)} ${f(s.serverCores, 2).padStart(13)}` +
+            `${LABEL[client].padEnd(19)} ${direction.padEnd(8)} ${f(s.mibps).padStart(6)} ${f(s.cpuPerGiB, 2).padStart(10)} ${f(s.rssMiB).padStart(8)} ${f(s.kFaults).padStart(9)} ${f(s.serverCores, 2).padStart(13)}` +
               (client === 'ours' ? `   ${f(r[0], 2).padStart(10)} ${f(r[1], 2).padStart(14)} ${f(r[2], 2).padStart(9)} ${f(r[3], 2).padStart(12)}` : ''),
           );
         }
@@ -300,11 +311,11 @@ function printWarm(summaries: readonly Summary[]): void {
   const warm = summaries.filter((s) => s.warmCpuPerGiB !== undefined);
   if (warm.length === 0) return;
   console.log(`\nours, cold start (a fresh process) and warm (the same process's next invocation, handler only), median of ${REPEAT}`);
-  console.log('server  MiB    dir        cold MiB/s  cold CPU s/GiB   warm MiB/s  warm CPU s/GiB  cold − warm CPU s');
+  console.log('server  MiB    dir        cold MiB/s  cold CPU s/GiB   warm MiB/s  warm CPU s/GiB  cold − warm CPU s  k faults cold · warm');
   for (const s of warm) {
     const gib = s.sizeMiB / 1024;
     const fixed = s.cpuPerGiB === undefined || s.warmCpuPerGiB === undefined ? undefined : (s.cpuPerGiB - s.warmCpuPerGiB) * gib;
-    console.log(`${s.server.padEnd(7)} ${String(s.sizeMiB).padStart(4)}   ${s.direction.padEnd(8)} ${f(s.mibps).padStart(11)} ${f(s.cpuPerGiB, 2).padStart(15)} ${f(s.warmMibps).padStart(12)} ${f(s.warmCpuPerGiB, 2).padStart(15)} ${f(fixed, 2).padStart(18)}`);
+    console.log(`${s.server.padEnd(7)} ${String(s.sizeMiB).padStart(4)}   ${s.direction.padEnd(8)} ${f(s.mibps).padStart(11)} ${f(s.cpuPerGiB, 2).padStart(15)} ${f(s.warmMibps).padStart(12)} ${f(s.warmCpuPerGiB, 2).padStart(15)} ${f(fixed, 2).padStart(18)} ${`${f(s.kFaults)} · ${f(s.warmKFaults)}`.padStart(21)}`);
   }
 }
 
@@ -462,7 +473,7 @@ export async function run(): Promise<void> {
               const runs = await runClient(client, server, file, rep, restoreRoot, plainCopy);
               records.push(...runs);
               for (const r of runs) {
-                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS${r.arrayBuffersMiB === undefined ? '' : ` (Buffers ${r.arrayBuffersMiB} MiB)`}${r.serverCpuS === undefined ? '' : `, server ${f(r.serverCpuS / (r.wallS ?? 1), 2)} cores`}`;
+                const fig = r.error ?? `${f(sizeMiB / (r.wallS ?? 1))} MiB/s, ${f((r.cpuS ?? 0) / (sizeMiB / 1024), 2)} CPU s/GiB, ${f((r.maxRssKiB ?? 0) / 1024)} MiB RSS${r.arrayBuffersMiB === undefined ? '' : ` (Buffers ${r.arrayBuffersMiB} MiB)`}, ${r.minorFaults ?? '?'} page faults${r.serverCpuS === undefined ? '' : `, server ${f(r.serverCpuS / (r.wallS ?? 1), 2)} cores`}`;
                 console.log(`  ${serverName} ${sizeMiB} MiB #${rep} ${client.name} ${r.direction}: ${fig}`);
               }
             }

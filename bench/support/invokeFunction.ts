@@ -51,14 +51,16 @@ const answer = await handler(JSON.parse(eventJson), context);
 const handlerMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
 let failures = failuresOf(answer);
-let warm: { handlerMs: number; userS: number; sysS: number; answer: unknown } | undefined;
+let warm: { handlerMs: number; userS: number; sysS: number; minorFaults: number; answer: unknown } | undefined;
 if (warmEventJson !== undefined && failures.length === 0) {
   // The same container's next invocation: module, clients, derived keys and compiled code are already there.
   const warmCpuBefore = process.cpuUsage();
+  const warmFaultsBefore = process.resourceUsage().minorPageFault;
   const warmStarted = performance.now();
   const warmAnswer = await handler(JSON.parse(warmEventJson), { ...context, awsRequestId: `bench-warm-${Date.now()}` });
   const warmCpu = process.cpuUsage(warmCpuBefore);
-  warm = { handlerMs: performance.now() - warmStarted, userS: warmCpu.user / 1e6, sysS: warmCpu.system / 1e6, answer: warmAnswer };
+  const minorFaults = process.resourceUsage().minorPageFault - warmFaultsBefore;
+  warm = { handlerMs: performance.now() - warmStarted, userS: warmCpu.user / 1e6, sysS: warmCpu.system / 1e6, minorFaults, answer: warmAnswer };
   failures = failuresOf(warmAnswer);
 }
 clearInterval(sampler);

@@ -17,6 +17,12 @@ export interface Measured {
   readonly sysS: number;
   /** Peak RSS of the process, KiB. */
   readonly maxRssKiB: number;
+  /**
+   * Minor page faults (ru_minflt): pages the process touched for the first time since they were mapped. On this
+   * Firecracker VM each costs about 14 µs of CPU (a 4 KiB page; docs/DEVELOPMENT.md, "Fresh memory"), so a client
+   * that keeps touching fresh memory pays for it in CPU seconds.
+   */
+  readonly minorFaults: number;
   readonly stdout: string;
   readonly stderr: string;
 }
@@ -56,7 +62,7 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
     // Its own process group, so that a client past the time limit is stopped with every process it started.
     // taskset execs the client, so /usr/bin/time still measures the client's own process.
     const [run, runArgs] = benchPinning?.wrap(cmd, args) ?? [cmd, [...args]];
-    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M', run, ...runArgs], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M %R', run, ...runArgs], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -80,9 +86,19 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
   await rm(timeFile, { force: true });
   if (timedOut) throw new ClientFailed([cmd, ...args].join(' '), code, `stopped after ${CLIENT_LIMIT_S} s (BENCH_CLIENT_LIMIT_S)`);
   if (code !== 0) throw new ClientFailed([cmd, ...args].join(' '), code, stderr || stdout);
-  const match = /(\d+\.\d+) (\d+\.\d+) (\d+)\s*$/.exec(times);
-  if (match === null) throw new Error(`/usr/bin/time wrote no figures for ${cmd}: ${times}`);
-  return { wallS, userS: Number(match[1]), sysS: Number(match[2]), maxRssKiB: Number(match[3]), stdout, stderr };
+  const figures = timeFigures(times);
+  if (figures === undefined) throw new Error(`/usr/bin/time wrote no figures for ${cmd}: ${times}`);
+  return { wallS, ...figures, stdout, stderr };
+}
+
+/**
+ * The figures of `/usr/bin/time -f '%U %S %M %R'`: its last line (a client's own output to the same file, such
+ * as "Command exited with non-zero status", comes before it), or undefined when there is none.
+ */
+export function timeFigures(text: string): Pick<Measured, 'userS' | 'sysS' | 'maxRssKiB' | 'minorFaults'> | undefined {
+  const match = /(\d+\.\d+) (\d+\.\d+) (\d+) (\d+)\s*$/.exec(text);
+  if (match === null) return undefined;
+  return { userS: Number(match[1]), sysS: Number(match[2]), maxRssKiB: Number(match[3]), minorFaults: Number(match[4]) };
 }
 
 /** True when `cmd` can be run (found on PATH and answers `args`). */

@@ -42,6 +42,7 @@ export interface WarmReport {
   readonly handlerMs: number;
   readonly userS: number;
   readonly sysS: number;
+  readonly minorFaults: number;
   readonly answer: unknown;
 }
 
@@ -245,7 +246,7 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
     const warm = parsed.bench.warm;
     if (warmEvent !== undefined && warm === undefined) throw new Error(`our ${kind} child reported no warm invocation`);
     // The process's figures without the warm invocation: those of one cold start, as without BENCH_WARM.
-    const cold = warm === undefined ? measured : { ...measured, wallS: measured.wallS - warm.handlerMs / 1000, userS: measured.userS - warm.userS, sysS: measured.sysS - warm.sysS };
+    const cold = warm === undefined ? measured : { ...measured, wallS: measured.wallS - warm.handlerMs / 1000, userS: measured.userS - warm.userS, sysS: measured.sysS - warm.sysS, minorFaults: measured.minorFaults - warm.minorFaults };
     return { measured: cold, detail: parsed.bench };
   };
   return {
