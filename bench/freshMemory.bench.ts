@@ -9,12 +9,23 @@
  * ROUNDS times, and reports its page faults and CPU per round; then fills a buffer it already touched (no
  * faults: the copy alone). Run with glibc's default malloc and with GLIBC_TUNABLES=glibc.malloc.hugetlb=1
  * (glibc 2.35 or later: malloc asks for transparent huge pages with madvise, one fault per 2 MiB).
+ *
+ * The kernel's page cache is memory too. A restore writes its file into pages the kernel takes from its free
+ * ones; those another file just gave back are cheap, never-touched ones are not. So the bench then writes
+ * FILES files of 1 GiB in turn (writev of 256 KiB, as the restore's file writer, then fdatasync), once removing
+ * each before the next and once keeping them all, and prints the system CPU of each write.
  */
 import { spawn } from 'node:child_process';
+import { writevSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const MIB = 2 ** 20;
 const ROUNDS = 5;
 const TOUCH_MIB = 64;
+const FILES = 3;
+const FILE_MIB = 1024;
 
 /** The child's code: a round is one fresh 64 MiB buffer filled once. Prints one JSON line. */
 const CHILD = `
@@ -67,4 +78,29 @@ export async function run(): Promise<void> {
     const cpuMs = median(rounds.map((r) => r.cpuMs));
     console.log(`${label.padEnd(30)} ${String(faults).padStart(12)} ${cpuMs.toFixed(1).padStart(13)} ${((cpuMs * 1000) / Math.max(1, faults)).toFixed(1).padStart(13)} ${again.cpuMs.toFixed(1).padStart(26)}`);
   }
+  console.log(`\npage cache: ${FILES} files of ${FILE_MIB} MiB written in turn (writev of 256 KiB, fdatasync); system CPU s of each write`);
+  for (const keep of [false, true]) console.log(`${(keep ? 'each file kept' : 'each file removed before the next').padEnd(36)} ${(await writeFiles(keep)).map((s) => s.toFixed(2)).join('  ')}`);
+}
+
+/** System CPU seconds of writing each of FILES files, removing each before the next unless `keep`. */
+async function writeFiles(keep: boolean): Promise<number[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'bks-fresh-'));
+  const batch = Array.from({ length: 16 }, () => Buffer.alloc(16 * 1024, 7));
+  const batchBytes = 16 * 16 * 1024;
+  const seconds: number[] = [];
+  try {
+    for (let i = 0; i < FILES; i++) {
+      const path = join(dir, `file-${i}`);
+      const file = await open(path, 'w');
+      const before = process.cpuUsage();
+      for (let at = 0; at < FILE_MIB * MIB; at += batchBytes) writevSync(file.fd, batch, at);
+      await file.datasync();
+      seconds.push(process.cpuUsage(before).system / 1e6);
+      await file.close();
+      if (!keep) await rm(path);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return seconds;
 }

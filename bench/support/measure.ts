@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO } from './child.ts';
+import { BETWEEN_LINE } from './between.ts';
 import { benchPinning } from './cpuPinning.ts';
 
 export interface Measured {
@@ -53,16 +54,28 @@ export function cleanEnv(env: Record<string, string>): Record<string, string> {
   return { ...base, ...env };
 }
 
+export interface MeasureOptions {
+  /**
+   * Work of the bench's own while the child waits: run when the child prints BETWEEN_LINE, after which the child
+   * gets a line on its stdin and goes on. Its time is left out of wallS (the child is idle meanwhile).
+   */
+  readonly between?: () => Promise<void>;
+}
+
 /** Runs `cmd args` under /usr/bin/time with exactly `env` (see cleanEnv); rejects with ClientFailed on a non-zero exit. */
-export async function measure(cmd: string, args: readonly string[], env: Record<string, string>, scratch: string): Promise<Measured> {
+export async function measure(cmd: string, args: readonly string[], env: Record<string, string>, scratch: string, options: MeasureOptions = {}): Promise<Measured> {
   const timeFile = join(scratch, `time-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   const started = performance.now();
+  let betweenMs = 0;
   let timedOut = false;
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     // Its own process group, so that a client past the time limit is stopped with every process it started.
     // taskset execs the client, so /usr/bin/time still measures the client's own process.
     const [run, runArgs] = benchPinning?.wrap(cmd, args) ?? [cmd, [...args]];
-    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M %R', run, ...runArgs], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const between = options.between;
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M %R', run, ...runArgs], { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    // Without `between` the child's stdin is at its end from the start, as /dev/null would be.
+    if (between === undefined) child.stdin.end();
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -73,7 +86,27 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
     }, CLIENT_LIMIT_S * 1000);
     let out = '';
     let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    let betweenBegun = false;
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (between === undefined || betweenBegun || !out.includes(`${BETWEEN_LINE}\n`)) return;
+      betweenBegun = true;
+      const betweenStarted = performance.now();
+      between().then(
+        () => {
+          betweenMs = performance.now() - betweenStarted;
+          child.stdin.end('go\n');
+        },
+        (failure: unknown) => {
+          reject(failure instanceof Error ? failure : new Error(String(failure)));
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // the group ended meanwhile: nothing left to stop
+          }
+        },
+      );
+    });
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('error', reject);
     child.on('close', (exit) => {
@@ -81,7 +114,7 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
       resolve({ code: exit, stdout: out, stderr: err });
     });
   });
-  const wallS = (performance.now() - started) / 1000;
+  const wallS = (performance.now() - started - betweenMs) / 1000;
   const times = await readFile(timeFile, 'utf8').catch(() => '');
   await rm(timeFile, { force: true });
   if (timedOut) throw new ClientFailed([cmd, ...args].join(' '), code, `stopped after ${CLIENT_LIMIT_S} s (BENCH_CLIENT_LIMIT_S)`);

@@ -24,6 +24,8 @@ export interface Transfer {
   readonly measured: Measured;
   /** Ours only: what the child reported of itself (module init, handler CPU). */
   readonly detail?: ChildReport;
+  /** A restore whose copy the client already checked and removed (ours with BENCH_WARM=1): the bench does not. */
+  readonly checked?: boolean;
 }
 
 export interface ChildReport {
@@ -235,11 +237,12 @@ export const DATASPACE = 'bench';
 export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' = 'ours'): Client {
   const uploadBundle = name === 'ours' ? setup.bundles.upload : setup.bundles.uploadLibStorage;
   if (uploadBundle === undefined) throw new Error(`${name}: no upload bundle was built`);
-  const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown, warmEvent?: unknown): Promise<Transfer> => {
+  const invoke = async (server: BenchServer, kind: 'upload' | 'fetch', event: unknown, warmEvent?: unknown, between?: () => Promise<void>): Promise<Transfer> => {
     const bundle = kind === 'upload' ? uploadBundle : setup.bundles.fetch;
     const [command, ...launch] = setup.launcher;
     const args = [...launch, ...setup.nodeFlags, setup.bundles.invoker, kind, bundle, JSON.stringify(event), ...(warmEvent === undefined ? [] : [JSON.stringify(warmEvent)])];
-    const measured = await measure(command, args, cleanEnv(ourEnv(setup, server)), setup.scratch);
+    // With a warm invocation the child waits between the two (invokeFunction.ts): for `between`, or for nothing.
+    const measured = await measure(command, args, cleanEnv(ourEnv(setup, server)), setup.scratch, warmEvent === undefined ? {} : { between: between ?? (async () => undefined) });
     const last = measured.stdout.trim().split('\n').pop() ?? '';
     const parsed = JSON.parse(last) as { bench?: ChildReport };
     if (parsed.bench === undefined) throw new Error(`our ${kind} child printed no report: ${last.slice(0, 300)}`);
@@ -280,12 +283,18 @@ export function ourClient(setup: ClientSetup, name: 'ours' | 'ours-lib-storage' 
       const event = (segmentId: string, path: string) => ({ dataspace: DATASPACE, segmentId, destination: `file://${path}` });
       const warmTarget = `${target}-warm`;
       try {
-        const transfer = await invoke(server, 'fetch', event(id, target), warm === undefined ? undefined : event(warm.id, warmTarget));
+        // With a warm invocation the cold copy is checked (the same bytes as the warm one) and removed before the
+        // warm restore starts, so that both restores write into the page cache as it was: a GiB file left in
+        // place keeps the pages the next restore's writes would have reused (docs/DEVELOPMENT.md, "Fresh memory").
+        const between = warm === undefined ? undefined : async () => {
+          await checkCopy(target, warm.size, warm.sha256, 'our restore (cold)');
+          await rm(target, { force: true });
+        };
+        const transfer = await invoke(server, 'fetch', event(id, target), warm === undefined ? undefined : event(warm.id, warmTarget), between);
         const answer = transfer.detail?.answer;
         if (typeof answer !== 'object' || answer === null || !('sha256' in answer)) throw new Error(`our fetch answered ${JSON.stringify(answer)}`);
-        // The cold copy is checked by the bench; the warm one here, by its size and the SHA-256 of its bytes.
         if (warm !== undefined) await checkCopy(warmTarget, warm.size, warm.sha256, 'our warm restore');
-        return transfer;
+        return { ...transfer, checked: warm !== undefined };
       } finally {
         if (warm !== undefined) await rm(warmTarget, { force: true });
       }
