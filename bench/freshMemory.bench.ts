@@ -2,7 +2,7 @@
  * `npm run bench freshMemory`: what touching fresh memory costs on this machine. A cold function touches every
  * page of its part buffers, its Buffers' malloc arena and V8's heap for the first time, and each first touch is a
  * page fault that the kernel serves by mapping a zeroed page. On the Firecracker VMs here one fault of a 4 KiB
- * page cost about 13 µs of CPU (the copy of the same 64 MiB into pages already mapped takes 3 ms), which is most
+ * page cost 11–15 µs of CPU (the copy of the same 64 MiB into pages already mapped takes 3 ms), which is most
  * of a cold start's fixed cost (docs/DEVELOPMENT.md, "Fresh memory").
  *
  * Each child allocates 64 MiB (Buffer.allocUnsafe: glibc maps it fresh), fills it, drops it and collects it,

@@ -55,8 +55,8 @@ let failures = failuresOf(answer);
 let warm: { handlerMs: number; userS: number; sysS: number; minorFaults: number; answer: unknown } | undefined;
 if (warmEventJson !== undefined && failures.length === 0) {
   // The bench checks and removes the cold restore's file first, so that the warm restore writes into the page
-  // cache as the cold one did; kept, its GiB pinned pages the kernel had freed, and the warm restore's writes got
-  // never-touched ones, which cost this VM 2–3 s of system CPU per GiB (docs/DEVELOPMENT.md, "Fresh memory").
+  // cache as the cold one did. Left in place, that file held the pages the warm restore would have reused, and
+  // its writes got never-touched ones: 2.2–3.6 s of system CPU per GiB on this VM (docs/DEVELOPMENT.md, "Fresh memory").
   console.log(BETWEEN_LINE);
   await oneLineOfStdin();
   // The same container's next invocation: module, clients, derived keys and compiled code are already there.

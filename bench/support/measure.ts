@@ -20,7 +20,7 @@ export interface Measured {
   readonly maxRssKiB: number;
   /**
    * Minor page faults (ru_minflt): pages the process touched for the first time since they were mapped. On this
-   * Firecracker VM each costs about 14 µs of CPU (a 4 KiB page; docs/DEVELOPMENT.md, "Fresh memory"), so a client
+   * Firecracker VM each costs 11–15 µs of CPU (a 4 KiB page; docs/DEVELOPMENT.md, "Fresh memory"), so a client
    * that keeps touching fresh memory pays for it in CPU seconds.
    */
   readonly minorFaults: number;
@@ -76,13 +76,16 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
     const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%U %S %M %R', run, ...runArgs], { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     // Without `between` the child's stdin is at its end from the start, as /dev/null would be.
     if (between === undefined) child.stdin.end();
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const stopGroup = () => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
       } catch {
-        // the group ended between the timer and this call: nothing left to stop
+        // the group ended meanwhile: nothing left to stop
       }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stopGroup();
     }, CLIENT_LIMIT_S * 1000);
     let out = '';
     let err = '';
@@ -99,11 +102,7 @@ export async function measure(cmd: string, args: readonly string[], env: Record<
         },
         (failure: unknown) => {
           reject(failure instanceof Error ? failure : new Error(String(failure)));
-          try {
-            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            // the group ended meanwhile: nothing left to stop
-          }
+          stopGroup();
         },
       );
     });
